@@ -1,0 +1,179 @@
+//! The command line. Every flag of `serve` can also come from the environment as
+//! `MCPGATE_<FLAG>` (e.g. `MCPGATE_UPSTREAM`), so a container needs no arguments.
+
+mod policy;
+mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{GatewayConfig, Limits};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcpgate",
+    version,
+    about = "A policy gateway for the Model Context Protocol",
+    long_about = "A policy gateway for the Model Context Protocol.\n\n\
+        Agents (Claude Code, Cursor, the MCP SDKs, curl) connect to the gateway's /mcp URL instead \
+        of the MCP server's. Every message goes through a default-deny policy (allow, deny with a \
+        reason, rate limits, argument rules); what is allowed is forwarded upstream over streamable \
+        HTTP and the answer streamed back; tools/list hides what an agent may never call.",
+    after_help = "Start here:\n  \
+        mcpgate demo                                   gateway + simulated Binance server on 127.0.0.1:8080\n  \
+        mcpgate serve --upstream http://127.0.0.1:9000/mcp --policy policies/binance.json\n  \
+        mcpgate policy check policies/binance.json     validate a policy file\n  \
+        mcpgate policy explain policies/binance.json get_order_book '{\"symbol\":\"BTCUSDT\",\"depth\":500}'"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: json (one object per line, for containers) or text (for people).
+    #[arg(
+        long,
+        global = true,
+        env = "MCPGATE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, tracing's EnvFilter syntax (e.g. info, mcpgate=debug).
+    #[arg(long, global = true, env = "MCPGATE_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway in front of an MCP server.
+    Serve(ServeArgs),
+    /// Run the simulated Binance MCP server (29 tools, fake deterministic market data).
+    Simulate(SimulateArgs),
+    /// Run the gateway on 127.0.0.1:8080 in front of an in-process simulator, with
+    /// policies/binance.json, and print how to connect.
+    Demo(DemoArgs),
+    /// Check, explain or describe policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MCPGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The upstream MCP server's streamable HTTP endpoint, e.g. http://127.0.0.1:9000/mcp.
+    #[arg(long, env = "MCPGATE_UPSTREAM")]
+    pub upstream: reqwest::Url,
+    /// Policy file (JSON). Watched: a valid edit is applied at once, an invalid one is logged
+    /// and the last good policy keeps serving. SIGHUP re-reads it too.
+    #[arg(long, env = "MCPGATE_POLICY")]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub options: GatewayOptions,
+}
+
+/// Options shared by `serve` and `demo`.
+#[derive(Debug, Args)]
+pub struct GatewayOptions {
+    /// A browser Origin allowed besides loopback ones (repeatable; comma-separated in the
+    /// environment). Requests with any other Origin get 403.
+    #[arg(
+        long = "allowed-origin",
+        env = "MCPGATE_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Append one JSON line per decision to this file.
+    #[arg(long, env = "MCPGATE_AUDIT")]
+    pub audit: Option<PathBuf>,
+    /// Include tool arguments in audit records (redacted by default).
+    #[arg(long, env = "MCPGATE_AUDIT_ARGUMENTS")]
+    pub audit_arguments: bool,
+    /// Largest request body accepted (413 beyond), and largest upstream JSON answer relayed.
+    #[arg(long, env = "MCPGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Largest single SSE event accepted from the upstream.
+    #[arg(long, env = "MCPGATE_MAX_EVENT_BYTES", default_value_t = Limits::default().max_event_bytes)]
+    pub max_event_bytes: usize,
+    /// Most sessions held at once (503 beyond).
+    #[arg(long, env = "MCPGATE_MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
+    pub max_sessions: usize,
+    /// Seconds a session may stay unused before it is ended (here and upstream).
+    #[arg(long, env = "MCPGATE_SESSION_IDLE_SECS", default_value_t = Limits::default().session_idle.as_secs())]
+    pub session_idle_secs: u64,
+    /// Seconds allowed to connect to the upstream.
+    #[arg(long, env = "MCPGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = Limits::default().upstream_connect_timeout.as_secs())]
+    pub upstream_connect_timeout_secs: u64,
+    /// Seconds allowed for the upstream's answer (its headers; all of it for JSON answers).
+    #[arg(long, env = "MCPGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = Limits::default().upstream_timeout.as_secs())]
+    pub upstream_timeout_secs: u64,
+}
+
+impl GatewayOptions {
+    pub fn config(
+        &self,
+        listen: SocketAddr,
+        upstream: reqwest::Url,
+        policy: PathBuf,
+    ) -> GatewayConfig {
+        GatewayConfig {
+            listen,
+            upstream,
+            policy,
+            allowed_origins: self.allowed_origins.clone(),
+            audit: self.audit.clone(),
+            audit_arguments: self.audit_arguments,
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_event_bytes: self.max_event_bytes,
+                max_sessions: self.max_sessions,
+                session_idle: Duration::from_secs(self.session_idle_secs),
+                upstream_connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
+                upstream_timeout: Duration::from_secs(self.upstream_timeout_secs),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on; the MCP endpoint is /mcp.
+    #[arg(
+        long,
+        env = "MCPGATE_SIMULATE_LISTEN",
+        default_value = "127.0.0.1:9000"
+    )]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address the gateway listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Policy file.
+    #[arg(long, default_value = "policies/binance.json")]
+    pub policy: PathBuf,
+    #[command(flatten)]
+    pub options: GatewayOptions,
+}
+
+/// Runs the command; the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    run::init_logging(cli.log_format, &cli.log);
+    match cli.command {
+        Command::Policy(command) => policy::run(command),
+        Command::Serve(args) => run::block_on(run::serve(args)),
+        Command::Simulate(args) => run::block_on(run::simulate(args)),
+        Command::Demo(args) => run::block_on(run::demo(args)),
+    }
+}

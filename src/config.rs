@@ -1,0 +1,40 @@
+//! The gateway's settings, gathered from flags and `MCPGATE_*` environment variables by the CLI.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub upstream: reqwest::Url,
+    pub policy: PathBuf,
+    pub allowed_origins: Vec<String>,
+    pub audit: Option<PathBuf>,
+    pub audit_arguments: bool,
+    pub limits: Limits,
+}
+
+/// Every bound the gateway puts on what a client or the upstream may make it hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_event_bytes: usize,
+    pub max_sessions: usize,
+    pub session_idle: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_event_bytes: 4 * 1024 * 1024,
+            max_sessions: 10_000,
+            session_idle: Duration::from_secs(30 * 60),
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+        }
+    }
+}

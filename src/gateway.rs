@@ -1,0 +1,211 @@
+//! The gateway's shared state and the one decision every message goes through.
+//!
+//! `police` turns the policy's [`Decision`] plus the rate limiter into either permission to
+//! forward or the exact answer the agent gets instead; the transport only moves bytes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::GatewayConfig;
+use crate::policy::{Call, CompiledPolicy, Decision, Permit, RateLimiter, Subject};
+use crate::reload::ReloadStatus;
+use crate::session::{Session, SessionStore};
+use crate::transport::error::code;
+use crate::transport::message::Message;
+use crate::upstream::Upstream;
+
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub policy: ArcSwap<CompiledPolicy>,
+    pub limiter: RateLimiter,
+    pub sessions: SessionStore,
+    pub upstream: Upstream,
+    pub audit: Option<AuditLog>,
+    /// Outcome of policy reloads, for logs, tests and probes to follow.
+    pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
+}
+
+/// What the policy and the rate limiter made of one message.
+pub enum Verdict {
+    Pass(Pass),
+    Refuse(Refusal),
+}
+
+/// The policy let the message through.
+pub struct Pass {
+    /// Rate-limit units taken for this call, given back if the upstream fails.
+    pub permit: Option<Permit>,
+    pub rule: Option<String>,
+}
+
+/// The policy refused the message: `answer` is what the agent gets instead.
+pub struct Refusal {
+    pub answer: Value,
+    pub decision: &'static str,
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+impl Gateway {
+    /// Decides one message. Responses from the client (to server-to-client requests) carry no
+    /// method and pass: what they answer was already policed when the request went out.
+    pub fn police(&self, session: &Session, message: &Message) -> Verdict {
+        let Some(method) = message.method() else {
+            return Verdict::Pass(Pass {
+                permit: None,
+                rule: None,
+            });
+        };
+        let policy = self.policy.load();
+        let call = Call {
+            agent: session.agent.as_deref(),
+            method,
+            tool: message.tool_name(),
+            arguments: message.tool_arguments(),
+        };
+        let id = message.id();
+        match policy.decide(&call) {
+            Decision::Lifecycle => Verdict::Pass(Pass {
+                permit: None,
+                rule: None,
+            }),
+            Decision::Allow { rule, limits } => {
+                let subject = Subject {
+                    agent: session.agent.as_deref(),
+                    session: &session.id,
+                };
+                match self.limiter.acquire(&limits, &subject, Instant::now()) {
+                    Ok(permit) => Verdict::Pass(Pass {
+                        permit: Some(permit),
+                        rule: Some(rule.to_owned()),
+                    }),
+                    Err(exceeded) => {
+                        let reason = format!(
+                            "at most {} calls per {} s; retry in {} s",
+                            exceeded.max,
+                            exceeded.window.as_secs(),
+                            exceeded.retry_after.as_secs_f64().ceil().max(1.0) as u64
+                        );
+                        let text = format!(
+                            "Rate limited by gateway policy ({}): {reason}",
+                            exceeded.rule
+                        );
+                        Verdict::Refuse(Refusal {
+                            answer: refusal_answer(id, method, &text),
+                            decision: "rate_limited",
+                            rule: Some(exceeded.rule),
+                            reason,
+                        })
+                    }
+                }
+            }
+            Decision::Deny { rule, reason } => {
+                let text = format!("Denied by gateway policy ({rule}): {reason}");
+                Verdict::Refuse(Refusal {
+                    answer: refusal_answer(id, method, &text),
+                    decision: "deny",
+                    rule: Some(rule.to_owned()),
+                    reason: reason.into_owned(),
+                })
+            }
+            Decision::InvalidArguments { rule, reason } => {
+                let text =
+                    format!("Denied by gateway policy ({rule}): arguments refused: {reason}");
+                Verdict::Refuse(Refusal {
+                    answer: refusal_answer(id, method, &text),
+                    decision: "invalid_arguments",
+                    rule: Some(rule.to_owned()),
+                    reason,
+                })
+            }
+            Decision::UnknownTool => {
+                let name = call.tool.unwrap_or_default();
+                let reason = format!("Unknown tool: {name}");
+                Verdict::Refuse(Refusal {
+                    answer: error_answer(id, code::INVALID_PARAMS, &reason),
+                    decision: "unknown_tool",
+                    rule: None,
+                    reason,
+                })
+            }
+            Decision::Approval { rule, reason, .. } => {
+                let reason = format!("{reason}; human approval is not enabled on this gateway");
+                let text = format!("Denied by gateway policy ({rule}): {reason}");
+                Verdict::Refuse(Refusal {
+                    answer: refusal_answer(id, method, &text),
+                    decision: "approval_unavailable",
+                    rule: Some(rule.to_owned()),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Gives back the rate-limit units of a call that never happened upstream.
+    pub fn refund(&self, pass: Pass) {
+        if let Some(permit) = pass.permit {
+            self.limiter.refund(permit);
+        }
+    }
+
+    /// Appends an audit record. An audit log that cannot be written fails the call closed:
+    /// nothing is forwarded that was not recorded.
+    pub fn record(&self, record: &AuditRecord<'_>) -> std::io::Result<()> {
+        match &self.audit {
+            Some(log) => log.write(record),
+            None => Ok(()),
+        }
+    }
+
+    pub fn audit_record<'a>(
+        &self,
+        session: &'a Session,
+        message: &'a Message,
+        decision: &'a str,
+        rule: Option<&'a str>,
+        reason: Option<&'a str>,
+    ) -> AuditRecord<'a> {
+        AuditRecord {
+            agent: session.agent.as_deref(),
+            session: Some(&session.id),
+            method: message.method().unwrap_or("response"),
+            tool: message.tool_name(),
+            decision,
+            rule,
+            reason,
+            upstream_status: None,
+            latency: None,
+            arguments: message.tool_arguments(),
+        }
+    }
+
+    pub fn replace_policy(&self, policy: CompiledPolicy) {
+        self.policy.store(Arc::new(policy));
+    }
+}
+
+/// A refused `tools/call` is a tool result with `isError` so the model can read why and adapt
+/// (a JSON-RPC error would reach the client library, not the model); other methods get an error.
+fn refusal_answer(id: Option<&Value>, method: &str, text: &str) -> Value {
+    if method == "tools/call" {
+        json!({
+            "jsonrpc": "2.0",
+            "id": id.cloned().unwrap_or(Value::Null),
+            "result": { "content": [{ "type": "text", "text": text }], "isError": true },
+        })
+    } else {
+        error_answer(id, code::POLICY_DENIED, text)
+    }
+}
+
+pub fn error_answer(id: Option<&Value>, code: i64, message: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": { "code": code, "message": message },
+    })
+}

@@ -1,0 +1,19 @@
+//! mcpgate: a policy gateway for the Model Context Protocol.
+//!
+//! The data path reads top to bottom: [`transport`] terminates MCP over HTTP, [`session`] maps
+//! the gateway's sessions to the upstream's, [`policy`] decides, [`upstream`] forwards and relays.
+//! [`audit`] records every decision; [`simulator`] is a built-in Binance MCP server for demos,
+//! tests and benchmarks.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod json;
+pub mod policy;
+pub mod reload;
+pub mod server;
+pub mod session;
+pub mod simulator;
+pub mod transport;
+pub mod upstream;

@@ -1,0 +1,164 @@
+//! The policy engine: load a policy file, compile it, decide calls.
+//!
+//! A pure library: no sockets, no files, no clock it is not handed, no global state. The server,
+//! `mcpgate policy check/explain` and the benchmarks call the same [`CompiledPolicy::decide`].
+//! Rate-limit counters live apart, in [`RateLimiter`], so that a reload keeps them.
+//! See `README.md` beside this file for the format and the choices behind it.
+//!
+//! Reading order: `file` (the format) → `load` (bytes → errors or policy) → `compile` (file types →
+//! `rules`) → `decide` (call → `Decision`) → `explain`; `rate_limit` is separate state.
+
+mod compile;
+mod decide;
+mod duplicates;
+mod explain;
+mod file;
+mod load;
+mod rate_limit;
+mod rules;
+
+#[cfg(test)]
+mod binance_policy_tests;
+
+use std::collections::HashMap;
+
+pub use decide::{Call, Decision};
+pub use file::file_schema;
+pub use load::{LoadError, LoadErrors};
+pub use rate_limit::{LimitExceeded, Permit, RateLimiter, Subject};
+pub use rules::{ApprovalVia, DefaultAction, LimitScope, Limits, RateLimit};
+
+use rules::{MethodRule, ToolRule};
+
+/// A policy that loaded: every rule is well-formed, every argument schema compiled. Immutable;
+/// a reload builds a new one. `Send + Sync`, so one `Arc<CompiledPolicy>` serves every request.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    default: DefaultAction,
+    global: Section,
+    agents: HashMap<String, Section>,
+    /// Sorted, without repeats.
+    tool_rule_names: Vec<String>,
+}
+
+/// The top level of the file, or one agent's section. For the top level `default` is `None` (the
+/// policy's own default is in `CompiledPolicy`).
+#[derive(Debug)]
+struct Section {
+    default: Option<DefaultAction>,
+    rate_limit: Option<RateLimit>,
+    tools: HashMap<String, ToolRule>,
+    methods: HashMap<String, MethodRule>,
+}
+
+impl CompiledPolicy {
+    /// Loads a policy file. On failure, every problem found, each with its JSON path.
+    pub fn from_json_slice(bytes: &[u8]) -> Result<CompiledPolicy, LoadErrors> {
+        load::load(bytes)
+    }
+
+    /// The top-level `default`.
+    pub fn default_action(&self) -> DefaultAction {
+        self.default
+    }
+
+    /// The default that applies to `agent`: its section's, if it sets one, else the top-level one.
+    pub fn default_for(&self, agent: Option<&str>) -> DefaultAction {
+        self.default_in(self.section(agent))
+    }
+
+    /// Every tool name that has a rule anywhere (top level or an agent section), sorted, once each.
+    pub fn tool_rule_names(&self) -> impl Iterator<Item = &str> {
+        self.tool_rule_names.iter().map(String::as_str)
+    }
+
+    /// Whether `tool` belongs in `agent`'s tools/list: not if hidden, denied, or denied by default.
+    /// Approval tools are listed: the agent may call them and wait.
+    pub fn tool_visible(&self, agent: Option<&str>, tool: &str) -> bool {
+        let section = self.section(agent);
+        match self.tool_rule(section, tool) {
+            Some(rule) => !rule.hide && rule.action != rules::ToolAction::Deny,
+            None => self.default_in(section) == DefaultAction::Allow,
+        }
+    }
+
+    fn section<'p>(&'p self, agent: Option<&str>) -> Option<&'p Section> {
+        agent.and_then(|name| self.agents.get(name))
+    }
+
+    fn default_in(&self, section: Option<&Section>) -> DefaultAction {
+        section.and_then(|s| s.default).unwrap_or(self.default)
+    }
+
+    /// An agent's entry replaces the global one whole; the two are never merged.
+    fn tool_rule<'p>(&'p self, section: Option<&'p Section>, tool: &str) -> Option<&'p ToolRule> {
+        section
+            .and_then(|s| s.tools.get(tool))
+            .or_else(|| self.global.tools.get(tool))
+    }
+
+    fn method_rule<'p>(
+        &'p self,
+        section: Option<&'p Section>,
+        method: &str,
+    ) -> Option<&'p MethodRule> {
+        section
+            .and_then(|s| s.methods.get(method))
+            .or_else(|| self.global.methods.get(method))
+    }
+
+    /// The limit on all of a caller's calls together: the agent section's, if it sets one.
+    fn overall_limit<'p>(&'p self, section: Option<&'p Section>) -> Option<&'p RateLimit> {
+        section
+            .and_then(|s| s.rate_limit.as_ref())
+            .or(self.global.rate_limit.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn compiled_policy_and_limiter_can_be_shared_between_threads() {
+        assert_send_sync::<CompiledPolicy>();
+        assert_send_sync::<RateLimiter>();
+    }
+
+    #[test]
+    fn tool_rule_names_cover_agent_sections_once_each() {
+        let policy = CompiledPolicy::from_json_slice(
+            br#"{"version":"1","default":"deny",
+                 "tools":{"b":{},"a":{}},
+                 "agents":{"x":{"tools":{"a":{},"c":{}}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            policy.tool_rule_names().collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn tool_visible_hides_hidden_denied_and_default_denied_tools() {
+        let policy = CompiledPolicy::from_json_slice(
+            br#"{"version":"1","default":"deny",
+                 "tools":{"open":{},"secret":{"hide":true},"banned":{"action":"deny"},
+                          "asked":{"action":"approval"}},
+                 "agents":{"admin":{"default":"allow","tools":{"banned":{}}}}}"#,
+        )
+        .unwrap();
+        assert!(policy.tool_visible(None, "open"));
+        assert!(policy.tool_visible(None, "asked"));
+        assert!(!policy.tool_visible(None, "secret"));
+        assert!(!policy.tool_visible(None, "banned"));
+        assert!(!policy.tool_visible(None, "unlisted"));
+        assert!(policy.tool_visible(Some("admin"), "banned"));
+        assert!(policy.tool_visible(Some("admin"), "unlisted"));
+        assert!(!policy.tool_visible(Some("admin"), "secret"));
+        assert_eq!(policy.default_action(), DefaultAction::Deny);
+        assert_eq!(policy.default_for(Some("admin")), DefaultAction::Allow);
+    }
+}

@@ -1,0 +1,120 @@
+//! Hot reload of the policy file: watched for changes, and re-read on SIGHUP.
+//!
+//! A new policy is compiled completely before it is swapped in, in one atomic store: a call sees
+//! the old policy or the new one, never a mix. A file that does not load is logged and the last
+//! good policy keeps serving.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::gateway::Gateway;
+use crate::server::{load_policy, StartError};
+
+/// What the last reload attempt came to, published on [`Gateway::reloads`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// How many policies were swapped in since start.
+    pub applied: u64,
+    /// How many reload attempts failed; the last good policy kept serving.
+    pub rejected: u64,
+    pub last_error: Option<String>,
+}
+
+/// Stops watching when dropped.
+pub struct Watch {
+    _watcher: Option<notify::RecommendedWatcher>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn watch(gateway: Arc<Gateway>) -> Watch {
+    let (changed, mut changes) = mpsc::channel::<()>(1);
+    let watcher = watch_file(&gateway.config.policy, changed)
+        .map_err(|err| {
+            tracing::warn!(error = %err, path = %gateway.config.policy.display(), "cannot watch the policy file; SIGHUP still reloads it");
+        })
+        .ok();
+    let task = tokio::spawn(async move {
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(()) = changes.recv() => {
+                    // Editors write a file in several steps; let them finish before reading.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    while changes.try_recv().is_ok() {}
+                }
+                Some(()) = hangup => {}
+                else => return,
+            }
+            reload(&gateway);
+        }
+    });
+    Watch {
+        _watcher: watcher,
+        task,
+    }
+}
+
+/// Watches the file's directory, not the file: editors and config-map updates replace the file
+/// by renaming a new one over it, which a watch on the old inode would miss.
+fn watch_file(
+    path: &Path,
+    changed: mpsc::Sender<()>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    let name = path.file_name().map(ToOwned::to_owned);
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => ".".into(),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+                let _ = changed.try_send(());
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+/// Re-reads the policy file and swaps it in if it loads.
+pub fn reload(gateway: &Gateway) {
+    let path = &gateway.config.policy;
+    match load_policy(path) {
+        Ok(policy) => {
+            gateway.replace_policy(policy);
+            gateway.reloads.send_modify(|status| {
+                status.applied += 1;
+                status.last_error = None;
+            });
+            tracing::info!(path = %path.display(), "policy reloaded");
+        }
+        Err(err) => {
+            let message = match &err {
+                StartError::PolicyInvalid { errors, .. } => errors.to_string(),
+                other => other.to_string(),
+            };
+            tracing::error!(path = %path.display(), errors = %message, "policy reload rejected; the last good policy keeps serving");
+            gateway.reloads.send_modify(|status| {
+                status.rejected += 1;
+                status.last_error = Some(message);
+            });
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Starting a gateway: load what it needs (failing closed), bind, serve until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::audit::AuditLog;
+use crate::config::GatewayConfig;
+use crate::gateway::Gateway;
+use crate::policy::{CompiledPolicy, LoadErrors, RateLimiter};
+use crate::session::SessionStore;
+use crate::upstream::{Placement, Upstream, UpstreamConfig};
+use crate::{reload, transport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read policy file {path}: {source}")]
+    PolicyUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("policy file {path} is invalid; nothing is served until it loads:\n{errors}")]
+    PolicyInvalid { path: PathBuf, errors: LoadErrors },
+    #[error("cannot open audit log {path}: {source}")]
+    Audit {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot build the upstream client: {0}")]
+    Upstream(#[from] reqwest::Error),
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using it? pick one with --listen)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub fn load_policy(path: &Path) -> Result<CompiledPolicy, StartError> {
+    let bytes = std::fs::read(path).map_err(|source| StartError::PolicyUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    CompiledPolicy::from_json_slice(&bytes).map_err(|errors| StartError::PolicyInvalid {
+        path: path.to_owned(),
+        errors,
+    })
+}
+
+/// Builds the gateway's state. Fails closed: no policy, no gateway.
+pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
+    let policy = load_policy(&config.policy)?;
+    let audit = match &config.audit {
+        Some(path) => Some(
+            AuditLog::open(path, config.audit_arguments).map_err(|source| StartError::Audit {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let upstream = Upstream::new(UpstreamConfig {
+        url: config.upstream.clone(),
+        connect_timeout: config.limits.upstream_connect_timeout,
+        timeout: config.limits.upstream_timeout,
+        max_body_bytes: config.limits.max_body_bytes,
+        max_event_bytes: config.limits.max_event_bytes,
+    })?;
+    Ok(Arc::new(Gateway {
+        sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
+        policy: ArcSwap::from_pointee(policy),
+        limiter: RateLimiter::new(),
+        upstream,
+        audit,
+        reloads: tokio::sync::watch::Sender::new(Default::default()),
+        config,
+    }))
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets requests in flight
+/// finish. Background upkeep (idle sessions, limiter state, policy reloads) runs alongside.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let upkeep = tokio::spawn(upkeep(gateway.clone()));
+    let watcher = reload::watch(gateway.clone());
+    let listener = listener.tap_io(|tcp| {
+        // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
+        let _ = tcp.set_nodelay(true);
+    });
+    let result = axum::serve(listener, transport::router(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    upkeep.abort();
+    drop(watcher);
+    result
+}
+
+async fn upkeep(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        gateway.limiter.sweep(Instant::now());
+        for session in gateway.sessions.end_idle() {
+            if session.upstream_id.is_none() {
+                continue;
+            }
+            let placement = Placement {
+                session_id: session.upstream_id.as_ref(),
+                protocol_version: None,
+            };
+            if let Err(err) = gateway.upstream.end_session(placement).await {
+                tracing::debug!(error = %err, "could not end an idle upstream session");
+            }
+        }
+    }
+}

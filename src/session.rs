@@ -1,0 +1,155 @@
+//! Gateway sessions: the `Mcp-Session-Id` the gateway issues, mapped to the upstream's.
+//!
+//! The gateway never hands the upstream's session id to the agent: ids are its own, unguessable
+//! (128 random bits), bound to the agent that opened them, and removed when ended or idle.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderValue;
+use dashmap::DashMap;
+use rand::RngCore;
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: Arc<str>,
+    /// The upstream's `Mcp-Session-Id`, if it issued one (stateless upstreams do not).
+    pub upstream_id: Option<HeaderValue>,
+    /// The authenticated agent that opened the session; `None` when agents are anonymous.
+    pub agent: Option<Arc<str>>,
+    last_seen_ms: AtomicU64,
+}
+
+impl Session {
+    fn touch(&self, now_ms: u64) {
+        self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the gateway holds its maximum of {0} sessions")]
+pub struct SessionsFull(pub usize);
+
+pub struct SessionStore {
+    sessions: DashMap<Arc<str>, Arc<Session>>,
+    max_sessions: usize,
+    idle_timeout: Duration,
+    epoch: Instant,
+}
+
+impl SessionStore {
+    pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
+        Self {
+            sessions: DashMap::new(),
+            max_sessions,
+            idle_timeout,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub fn open(
+        &self,
+        upstream_id: Option<HeaderValue>,
+        agent: Option<Arc<str>>,
+    ) -> Result<Arc<Session>, SessionsFull> {
+        if self.sessions.len() >= self.max_sessions {
+            return Err(SessionsFull(self.max_sessions));
+        }
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let session = Arc::new(Session {
+            id: hex::encode(bytes).into(),
+            upstream_id,
+            agent,
+            last_seen_ms: AtomicU64::new(self.now_ms()),
+        });
+        self.sessions.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    /// The live session with this id, marked as used now.
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.sessions.get(id)?.value().clone();
+        session.touch(self.now_ms());
+        Some(session)
+    }
+
+    pub fn end(&self, id: &str) -> Option<Arc<Session>> {
+        self.sessions.remove(id).map(|(_, session)| session)
+    }
+
+    /// Removes and returns the sessions idle for longer than the idle timeout.
+    pub fn end_idle(&self) -> Vec<Arc<Session>> {
+        let cutoff = self
+            .now_ms()
+            .saturating_sub(self.idle_timeout.as_millis() as u64);
+        let idle: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .filter(|s| s.last_seen_ms.load(Ordering::Relaxed) < cutoff)
+            .map(|s| s.key().clone())
+            .collect();
+        idle.iter().filter_map(|id| self.end(id)).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions.iter().map(|s| s.value().clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_unguessable_length() {
+        let store = SessionStore::new(10, Duration::from_secs(60));
+        let a = store.open(None, None).unwrap();
+        let b = store.open(None, None).unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), 32);
+        assert!(store.get(&a.id).is_some());
+    }
+
+    #[test]
+    fn refuses_sessions_past_the_maximum() {
+        let store = SessionStore::new(1, Duration::from_secs(60));
+        store.open(None, None).unwrap();
+        assert!(store.open(None, None).is_err());
+    }
+
+    #[test]
+    fn ended_sessions_are_gone() {
+        let store = SessionStore::new(2, Duration::from_secs(60));
+        let a = store.open(None, None).unwrap();
+        assert!(store.end(&a.id).is_some());
+        assert!(store.get(&a.id).is_none());
+    }
+
+    #[test]
+    fn idle_sessions_are_ended_and_fresh_ones_kept() {
+        let store = SessionStore::new(2, Duration::ZERO);
+        let a = store.open(None, None).unwrap();
+        a.last_seen_ms.store(0, Ordering::Relaxed);
+        let store_with_time = SessionStore {
+            epoch: Instant::now() - Duration::from_secs(5),
+            ..store
+        };
+        let ended = store_with_time.end_idle();
+        assert_eq!(ended.len(), 1);
+        assert!(store_with_time.is_empty());
+    }
+}

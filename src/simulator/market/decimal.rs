@@ -1,0 +1,126 @@
+//! Exchange numbers as integers of a fixed scale, so prices sit exactly on their tick and print
+//! the way Binance prints them.
+
+use serde_json::Value;
+
+/// `units / 10^scale`. Prices use the symbol's tick scale, quantities its lot scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Decimal {
+    pub units: i64,
+    pub scale: u32,
+}
+
+/// Binance prints every decimal with 8 places.
+const BINANCE_SCALE: u32 = 8;
+
+impl Decimal {
+    pub const fn new(units: i64, scale: u32) -> Self {
+        Self { units, scale }
+    }
+
+    /// The nearest value of `scale` to `value` (saturating: `as` never panics).
+    pub fn from_f64(value: f64, scale: u32) -> Self {
+        Self {
+            units: (value * pow10(scale) as f64).round() as i64,
+            scale,
+        }
+    }
+
+    pub fn to_f64(self) -> f64 {
+        // Exact division by a power of ten: the result prints as the shortest decimal, e.g. 65000.12.
+        self.units as f64 / pow10(self.scale) as f64
+    }
+
+    /// As the real MCP server hands Binance's strings to Python's `float()`.
+    pub fn json(self) -> Value {
+        Value::from(self.to_f64())
+    }
+
+    /// As Binance's REST API writes it: `"65000.12000000"`.
+    pub fn binance(self) -> String {
+        let units = self.rescale(BINANCE_SCALE).units;
+        let sign = if units < 0 { "-" } else { "" };
+        let magnitude = units.unsigned_abs();
+        let one = pow10(BINANCE_SCALE) as u64;
+        format!("{sign}{}.{:08}", magnitude / one, magnitude % one)
+    }
+
+    pub fn binance_json(self) -> Value {
+        Value::String(self.binance())
+    }
+
+    /// The same value at another scale (rounding half away from zero when scale shrinks).
+    pub fn rescale(self, scale: u32) -> Self {
+        if scale >= self.scale {
+            let factor = pow10(scale - self.scale);
+            Self {
+                units: self.units.saturating_mul(factor),
+                scale,
+            }
+        } else {
+            let factor = pow10(self.scale - scale);
+            let half = factor / 2;
+            let rounded = if self.units >= 0 {
+                self.units.saturating_add(half) / factor
+            } else {
+                self.units.saturating_sub(half) / factor
+            };
+            Self {
+                units: rounded,
+                scale,
+            }
+        }
+    }
+
+    /// `self - other`, both at `self`'s scale.
+    pub fn minus(self, other: Decimal) -> Self {
+        Self {
+            units: self.units.saturating_sub(other.rescale(self.scale).units),
+            scale: self.scale,
+        }
+    }
+
+    /// `units` steps of this scale away (e.g. ticks above a price).
+    pub fn offset(self, units: i64) -> Self {
+        Self {
+            units: self.units.saturating_add(units),
+            scale: self.scale,
+        }
+    }
+}
+
+fn pow10(exponent: u32) -> i64 {
+    10i64.checked_pow(exponent).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_binance_and_like_python_float() {
+        let price = Decimal::new(6_500_012, 2);
+        assert_eq!(price.binance(), "65000.12000000");
+        assert_eq!(price.json().to_string(), "65000.12");
+        assert_eq!(Decimal::new(6_500_000, 2).json().to_string(), "65000.0");
+        assert_eq!(Decimal::new(23_412, 7).binance(), "0.00234120");
+        assert_eq!(Decimal::new(-1_234, 3).binance(), "-1.23400000");
+    }
+
+    #[test]
+    fn rescales_with_rounding() {
+        assert_eq!(Decimal::new(12_345, 3).rescale(2), Decimal::new(1_235, 2));
+        assert_eq!(Decimal::new(-12_345, 3).rescale(2), Decimal::new(-1_235, 2));
+        assert_eq!(Decimal::new(5, 1).rescale(3), Decimal::new(500, 3));
+        assert_eq!(Decimal::from_f64(0.15234, 5), Decimal::new(15_234, 5));
+    }
+
+    #[test]
+    fn arithmetic_keeps_the_left_scale() {
+        let open = Decimal::new(6_400_000, 2);
+        let last = Decimal::new(6_500_012, 2);
+        assert_eq!(last.minus(open), Decimal::new(100_012, 2));
+        assert_eq!(open.minus(last).binance(), "-1000.12000000");
+        assert_eq!(last.offset(1).binance(), "65000.13000000");
+    }
+}

@@ -1,0 +1,135 @@
+//! Every way a request can be refused at the HTTP edge, and the one place where each becomes an
+//! HTTP status and a JSON-RPC error, so the same failure always looks the same to a client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::message::MessageError;
+use super::version::SUPPORTED_VERSIONS;
+use crate::upstream::UpstreamError;
+
+/// JSON-RPC 2.0 error codes, and the MCP ones this gateway uses.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Implementation-defined server errors (-32000 to -32099).
+    pub const UPSTREAM_UNAVAILABLE: i64 = -32000;
+    pub const SESSION_NOT_FOUND: i64 = -32001;
+    pub const POLICY_DENIED: i64 = -32003;
+    pub const UNAUTHORIZED: i64 = -32004;
+    pub const OVERLOADED: i64 = -32005;
+    /// MCP 2026-07-28: the request's protocol version is not supported.
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error("Content-Type must be application/json, not {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("Accept must allow application/json or text/event-stream, not {0:?}")]
+    NotAcceptable(String),
+    #[error("Origin {0:?} is not allowed; add it with --allowed-origin")]
+    ForbiddenOrigin(String),
+    #[error("Mcp-Session-Id header is required: send initialize first and repeat the Mcp-Session-Id it answers with")]
+    MissingSession,
+    #[error("session not found: it ended, expired or was never issued; send initialize to start a new one")]
+    UnknownSession,
+    #[error("unsupported MCP-Protocol-Version {requested:?}; this gateway speaks {}", SUPPORTED_VERSIONS.join(", "))]
+    UnsupportedProtocolVersion { requested: String },
+    #[error("JSON-RPC batches were removed in MCP {0}; send one message per POST")]
+    BatchNotAllowed(String),
+    #[error("request body is larger than the {limit} byte limit (--max-body-bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("the gateway holds its maximum of {0} sessions (--max-sessions); end unused sessions with DELETE or retry later")]
+    TooManySessions(usize),
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("this endpoint has no server-to-client stream for GET: the upstream offers none")]
+    GetNotSupported,
+}
+
+impl GatewayError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Message(_)
+            | Self::MissingSession
+            | Self::UnsupportedProtocolVersion { .. }
+            | Self::BatchNotAllowed(_)
+            | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            Self::UnknownSession => StatusCode::NOT_FOUND,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::GetNotSupported => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn code(&self) -> i64 {
+        match self {
+            Self::Message(MessageError::Parse(_)) => code::PARSE_ERROR,
+            Self::Message(MessageError::InvalidParams(_)) => code::INVALID_PARAMS,
+            Self::Message(MessageError::Invalid(_))
+            | Self::UnsupportedMediaType(_)
+            | Self::NotAcceptable(_)
+            | Self::ForbiddenOrigin(_)
+            | Self::MissingSession
+            | Self::BatchNotAllowed(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::BodyRead(_)
+            | Self::GetNotSupported => code::INVALID_REQUEST,
+            Self::UnknownSession => code::SESSION_NOT_FOUND,
+            Self::UnsupportedProtocolVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
+            Self::TooManySessions(_) => code::OVERLOADED,
+            Self::Upstream(_) => code::UPSTREAM_UNAVAILABLE,
+        }
+    }
+
+    fn data(&self) -> Option<Value> {
+        match self {
+            // Lets a 2026-07-28 client (e.g. the `server/discover` probe of mcp 2.x) see that
+            // only handshake-era versions are spoken here and fall back to `initialize`.
+            Self::UnsupportedProtocolVersion { requested } => Some(json!({
+                "supported": SUPPORTED_VERSIONS,
+                "requested": requested,
+            })),
+            _ => None,
+        }
+    }
+
+    /// The JSON-RPC error answering the message with this id (`None` before it could be read).
+    pub fn answer(&self, id: Option<&Value>) -> Value {
+        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        if let Some(data) = self.data() {
+            error["data"] = data;
+        }
+        json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error })
+    }
+
+    pub fn into_response_for(self, id: Option<&Value>) -> Response {
+        let mut response = (self.status(), axum::Json(self.answer(id))).into_response();
+        if matches!(self, Self::GetNotSupported) {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        self.into_response_for(None)
+    }
+}

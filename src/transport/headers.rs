@@ -1,0 +1,226 @@
+//! Reading the request headers the streamable HTTP transport defines.
+
+use axum::http::{header, HeaderMap, HeaderName};
+
+use super::error::GatewayError;
+use super::version;
+
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// How the client can take an answer to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFormat {
+    /// The client listed `text/event-stream`: relay streams as streams.
+    Stream,
+    /// JSON only (or a bare `*/*`, as curl sends): collect a streamed answer into one JSON body.
+    Json,
+}
+
+pub fn require_json_content(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let essence = value.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(GatewayError::UnsupportedMediaType(value))
+    }
+}
+
+pub fn answer_format(headers: &HeaderMap) -> Result<AnswerFormat, GatewayError> {
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return Ok(AnswerFormat::Json);
+    };
+    let accept = String::from_utf8_lossy(accept.as_bytes());
+    let mut json = false;
+    let mut stream = false;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .is_some_and(|q| q.trim().parse::<f32>() == Ok(0.0))
+        });
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            "application/json" | "application/*" => json = true,
+            "text/event-stream" => stream = true,
+            "*/*" | "text/*" => json = json || media == "*/*",
+            _ => {}
+        }
+    }
+    match (json, stream) {
+        (_, true) => Ok(AnswerFormat::Stream),
+        (true, false) => Ok(AnswerFormat::Json),
+        (false, false) => Err(GatewayError::NotAcceptable(accept.into_owned())),
+    }
+}
+
+/// GET opens a stream, so its Accept must allow one.
+pub fn require_event_stream(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match answer_format(headers) {
+        Ok(AnswerFormat::Stream) => Ok(()),
+        _ => Err(GatewayError::NotAcceptable(
+            headers
+                .get(header::ACCEPT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        )),
+    }
+}
+
+pub fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_ID).and_then(|v| v.to_str().ok())
+}
+
+/// The request's protocol version: the header when present (validated), else `fallback`.
+pub fn protocol_version<'a>(
+    headers: &'a HeaderMap,
+    fallback: &'a str,
+) -> Result<&'a str, GatewayError> {
+    match headers.get(PROTOCOL_VERSION) {
+        None => Ok(fallback),
+        Some(value) => {
+            let requested = value.to_str().unwrap_or("");
+            if version::is_supported(requested) {
+                Ok(requested)
+            } else {
+                Err(GatewayError::UnsupportedProtocolVersion {
+                    requested: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                })
+            }
+        }
+    }
+}
+
+/// Transports spec: servers MUST validate Origin to stop DNS rebinding. Browsers always send it
+/// on cross-origin requests; agents outside a browser send none, which is fine.
+pub fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), GatewayError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(origin.as_bytes());
+    if is_loopback_origin(&origin) || allowed.iter().any(|a| a.eq_ignore_ascii_case(&origin)) {
+        Ok(())
+    } else {
+        Err(GatewayError::ForbiddenOrigin(origin.into_owned()))
+    }
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']')
+            .next()
+            .map(|h| if h == "::1" { "::1" } else { "" })
+    } else {
+        rest.split(':').next()
+    };
+    let port_ok = |after_host: &str| {
+        after_host.is_empty()
+            || after_host
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match host {
+        Some(h @ ("localhost" | "127.0.0.1")) => port_ok(&rest[h.len()..]),
+        Some("::1") => port_ok(&rest["[::1]".len()..]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(name: HeaderName, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accept_decides_between_stream_json_and_refusal() {
+        let cases = [
+            (
+                "application/json, text/event-stream",
+                Some(AnswerFormat::Stream),
+            ),
+            ("text/event-stream", Some(AnswerFormat::Stream)),
+            ("application/json", Some(AnswerFormat::Json)),
+            ("*/*", Some(AnswerFormat::Json)),
+            ("text/html", None),
+            ("application/json;q=0, text/html", None),
+        ];
+        for (accept, expected) in cases {
+            let got = answer_format(&with(header::ACCEPT, accept)).ok();
+            assert_eq!(got, expected, "{accept}");
+        }
+        assert_eq!(
+            answer_format(&HeaderMap::new()).ok(),
+            Some(AnswerFormat::Json)
+        );
+    }
+
+    #[test]
+    fn loopback_origins_pass_and_foreign_ones_need_the_allow_list() {
+        for origin in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "https://[::1]:8080",
+        ] {
+            assert!(
+                check_origin(&with(header::ORIGIN, origin), &[]).is_ok(),
+                "{origin}"
+            );
+        }
+        for origin in [
+            "http://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example:80",
+            "null",
+        ] {
+            assert!(
+                check_origin(&with(header::ORIGIN, origin), &[]).is_err(),
+                "{origin}"
+            );
+        }
+        let allowed = vec!["https://app.example".to_string()];
+        assert!(check_origin(&with(header::ORIGIN, "https://app.example"), &allowed).is_ok());
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        assert!(require_json_content(&with(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8"
+        ))
+        .is_ok());
+        assert!(require_json_content(&with(header::CONTENT_TYPE, "text/plain")).is_err());
+        assert!(require_json_content(&HeaderMap::new()).is_err());
+    }
+
+    #[test]
+    fn protocol_version_header_is_validated() {
+        let ok = with(PROTOCOL_VERSION, "2025-06-18");
+        assert_eq!(protocol_version(&ok, "x").unwrap(), "2025-06-18");
+        assert!(protocol_version(&with(PROTOCOL_VERSION, "2026-07-28"), "x").is_err());
+        assert_eq!(
+            protocol_version(&HeaderMap::new(), "2025-03-26").unwrap(),
+            "2025-03-26"
+        );
+    }
+}

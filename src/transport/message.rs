@@ -1,0 +1,246 @@
+//! The JSON-RPC envelope: what the gateway reads of a message before it decides.
+//!
+//! A message stays a `serde_json::Value` (nothing is dropped); this module only classifies it and
+//! pulls out the fields policy needs. The value classified here is the value later serialised and
+//! forwarded, so what was evaluated is exactly what the upstream reads.
+
+use serde_json::Value;
+
+use crate::json::{self, StrictJsonError};
+
+/// One JSON-RPC message from a client, classified.
+#[derive(Debug)]
+pub struct Message {
+    pub value: Value,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Request {
+        method: String,
+    },
+    Notification {
+        method: String,
+    },
+    /// The client's answer to a server-to-client request (elicitation, sampling, roots).
+    Response,
+}
+
+/// What a POST body held.
+#[derive(Debug)]
+pub enum Body {
+    Single(Message),
+    Batch(Vec<Message>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("parse error: {0}")]
+    Parse(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+}
+
+impl Message {
+    pub fn id(&self) -> Option<&Value> {
+        self.value.get("id")
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Request { method } | Kind::Notification { method } => Some(method),
+            Kind::Response => None,
+        }
+    }
+
+    pub fn params(&self) -> Option<&Value> {
+        self.value.get("params")
+    }
+
+    /// `params.name` of a `tools/call`, checked to be a string when the message is classified.
+    pub fn tool_name(&self) -> Option<&str> {
+        self.params()?.get("name")?.as_str()
+    }
+
+    pub fn tool_arguments(&self) -> Option<&Value> {
+        self.params()?.get("arguments")
+    }
+
+    pub fn progress_token(&self) -> Option<&Value> {
+        self.params()?.get("_meta")?.get("progressToken")
+    }
+
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        serde_json::to_vec(&self.value)
+            .expect("a serde_json::Value always serialises")
+            .into()
+    }
+}
+
+/// Parses a POST body: strict JSON, then the JSON-RPC 2.0 envelope of each message.
+pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
+    let value = json::parse(bytes).map_err(|err| match err {
+        StrictJsonError::Syntax(text) => MessageError::Parse(text),
+        StrictJsonError::DuplicateKey(_) => MessageError::Invalid(err.to_string()),
+    })?;
+    match value {
+        Value::Array(items) if items.is_empty() => Err(MessageError::Invalid(
+            "an empty batch is not a request".into(),
+        )),
+        Value::Array(items) => items
+            .into_iter()
+            .map(classify)
+            .collect::<Result<_, _>>()
+            .map(Body::Batch),
+        value => classify(value).map(Body::Single),
+    }
+}
+
+fn classify(value: Value) -> Result<Message, MessageError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| MessageError::Invalid("a JSON-RPC message is a JSON object".into()))?;
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
+    }
+    let id = object.get("id");
+    if let Some(id) = id {
+        // JSON-RPC allows null ids only in error responses; MCP forbids them in requests.
+        if !(id.is_string() || id.is_i64() || id.is_u64()) {
+            return Err(MessageError::Invalid(
+                r#""id" must be a string or an integer"#.into(),
+            ));
+        }
+    }
+    let kind = match (object.get("method"), id) {
+        (Some(Value::String(method)), Some(_)) => Kind::Request {
+            method: method.clone(),
+        },
+        (Some(Value::String(method)), None) => Kind::Notification {
+            method: method.clone(),
+        },
+        (Some(_), _) => return Err(MessageError::Invalid(r#""method" must be a string"#.into())),
+        (None, Some(_)) if object.contains_key("result") != object.contains_key("error") => {
+            Kind::Response
+        }
+        (None, _) => {
+            return Err(MessageError::Invalid(
+                r#"a message needs a "method" (request, notification) or an "id" with "result" or "error" (response)"#.into(),
+            ))
+        }
+    };
+    if let Some(params) = object.get("params") {
+        if !(params.is_object() || params.is_array()) {
+            return Err(MessageError::Invalid(
+                r#""params" must be an object or an array"#.into(),
+            ));
+        }
+    }
+    let message = Message { value, kind };
+    if message.method() == Some("tools/call") {
+        check_tools_call(&message)?;
+    }
+    Ok(message)
+}
+
+fn check_tools_call(message: &Message) -> Result<(), MessageError> {
+    let params = message.params().and_then(Value::as_object).ok_or_else(|| {
+        MessageError::InvalidParams(r#"tools/call needs "params" with a "name""#.into())
+    })?;
+    match params.get("name") {
+        Some(Value::String(_)) => {}
+        _ => {
+            return Err(MessageError::InvalidParams(
+                r#"tools/call needs "params.name", a string"#.into(),
+            ))
+        }
+    }
+    match params.get("arguments") {
+        None | Some(Value::Object(_)) => Ok(()),
+        Some(_) => Err(MessageError::InvalidParams(
+            r#""params.arguments" must be an object"#.into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn single(text: &str) -> Result<Message, MessageError> {
+        match parse_body(text.as_bytes())? {
+            Body::Single(message) => Ok(message),
+            Body::Batch(_) => panic!("expected one message"),
+        }
+    }
+
+    #[test]
+    fn classifies_requests_notifications_and_responses() {
+        let request = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
+        assert_eq!(
+            request.kind,
+            Kind::Request {
+                method: "tools/list".into()
+            }
+        );
+        let note = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(matches!(note.kind, Kind::Notification { .. }));
+        let response = single(r#"{"jsonrpc":"2.0","id":"e1","result":{}}"#).unwrap();
+        assert_eq!(response.kind, Kind::Response);
+    }
+
+    #[test]
+    fn refuses_what_is_not_json_rpc() {
+        for text in [
+            r#"{"id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            r#"{"jsonrpc":"2.0","id":1}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":"p"}"#,
+            r#""just a string""#,
+            "[]",
+        ] {
+            assert!(
+                matches!(single(text), Err(MessageError::Invalid(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn tools_call_needs_a_string_name_and_object_arguments() {
+        for text in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["get_price"]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":[1]}}"#,
+        ] {
+            assert!(
+                matches!(single(text), Err(MessageError::InvalidParams(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_invalid_requests_and_syntax_errors_are_parse_errors() {
+        let dup =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#;
+        assert!(matches!(single(dup), Err(MessageError::Invalid(_))));
+        assert!(matches!(single("{"), Err(MessageError::Parse(_))));
+    }
+
+    #[test]
+    fn batches_are_classified_element_by_element() {
+        let text = r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"}]"#;
+        match parse_body(text.as_bytes()).unwrap() {
+            Body::Batch(items) => assert_eq!(items.len(), 2),
+            Body::Single(_) => panic!("expected a batch"),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Bringing the upstream's answer back: JSON as JSON, SSE event by event as it arrives, or a
+//! stream collected into one JSON answer for clients that take only JSON. `tools/list` answers
+//! are filtered on the way, whichever shape they come in.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::gateway::Gateway;
+use crate::upstream::answer::{self, is_answer_to};
+use crate::upstream::{EventStream, SseEvent, UpstreamError};
+
+/// Keeps idle streams open through proxies and load balancers that cut silent connections.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Removes from a `tools/list` answer every tool the agent may not see.
+#[derive(Clone)]
+pub struct ToolsFilter {
+    pub gateway: Arc<Gateway>,
+    pub agent: Option<Arc<str>>,
+}
+
+impl ToolsFilter {
+    /// Filters the answer in `data` (a JSON-RPC response). A `tools/list` answer that cannot be
+    /// read is refused rather than relayed: it might list what the policy hides.
+    pub fn apply(&self, data: &[u8]) -> Result<Bytes, UpstreamError> {
+        let mut answer: Value = serde_json::from_slice(data)
+            .map_err(|e| UpstreamError::Stream(format!("unreadable tools/list answer: {e}")))?;
+        if let Some(tools) = answer
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        {
+            let policy = self.gateway.policy.load();
+            let agent = self.agent.as_deref();
+            tools.retain(|tool| {
+                tool.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|name| policy.tool_visible(agent, name))
+            });
+        } else if answer.get("error").is_none() {
+            return Err(UpstreamError::Stream(
+                "tools/list answer has no result.tools array".into(),
+            ));
+        }
+        Ok(serde_json::to_vec(&answer)
+            .expect("a serde_json::Value always serialises")
+            .into())
+    }
+}
+
+pub fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Relays the upstream's stream to the client event by event, each flushed as it arrives.
+pub fn relay_stream(
+    events: EventStream,
+    id: Option<Value>,
+    filter: Option<ToolsFilter>,
+) -> Response {
+    let stream = events.map(move |item| -> Result<Event, Infallible> {
+        match item {
+            Ok(event) => Ok(to_client_event(event, id.as_ref(), filter.as_ref())),
+            Err(err) => Ok(error_event(id.as_ref(), &err)),
+        }
+    });
+    sse_response(stream)
+}
+
+pub fn sse_response<S>(stream: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+fn to_client_event(event: SseEvent, id: Option<&Value>, filter: Option<&ToolsFilter>) -> Event {
+    let data = match (filter, id) {
+        (Some(filter), Some(id)) if is_answer_to(&event.data, id) => {
+            match filter.apply(event.data.as_bytes()) {
+                Ok(filtered) => String::from_utf8_lossy(&filtered).into_owned(),
+                Err(err) => return error_event(Some(id), &err),
+            }
+        }
+        _ => event.data,
+    };
+    let mut out = Event::default().data(data);
+    if let Some(name) = event.event {
+        out = out.event(name);
+    }
+    if let Some(event_id) = event.id {
+        out = out.id(event_id);
+    }
+    if let Some(retry) = event.retry {
+        out = out.retry(Duration::from_millis(retry));
+    }
+    out
+}
+
+/// A broken upstream stream still ends with an answer the client can match to its request.
+fn error_event(id: Option<&Value>, err: &UpstreamError) -> Event {
+    let answer = crate::gateway::error_answer(
+        id,
+        super::error::code::UPSTREAM_UNAVAILABLE,
+        &err.to_string(),
+    );
+    Event::default().event("message").data(answer.to_string())
+}
+
+/// Reads the upstream's stream until the answer to `id` arrives, for clients that take only
+/// JSON. What else the stream carries (progress, server requests) has no way to reach them.
+pub async fn collect_answer(
+    events: EventStream,
+    id: &Value,
+    filter: Option<&ToolsFilter>,
+    within: Duration,
+) -> Result<Bytes, UpstreamError> {
+    let answer = answer::await_answer(events, id, within).await?;
+    match filter {
+        Some(filter) => filter.apply(answer.as_bytes()),
+        None => Ok(Bytes::from(answer)),
+    }
+}

@@ -1,0 +1,203 @@
+//! Server-sent events from the upstream, read event by event as the bytes arrive.
+//!
+//! Written here rather than taken from a crate because the gateway must bound every event
+//! (`--max-event-bytes`): an upstream that never ends an event must not grow the gateway's memory.
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+use super::UpstreamError;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+/// Splits a byte stream into events; each yielded event is complete.
+pub fn events<S, E>(
+    body: S,
+    max_event_bytes: usize,
+) -> impl Stream<Item = Result<SseEvent, UpstreamError>>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let state = Parser {
+        body: Box::pin(body),
+        buffer: BytesMut::new(),
+        pending: SseEvent::default(),
+        pending_bytes: 0,
+        max_event_bytes,
+        done: false,
+    };
+    futures::stream::unfold(state, |mut parser| async move {
+        let item = parser.next_event().await?;
+        Some((item, parser))
+    })
+}
+
+struct Parser<S> {
+    body: std::pin::Pin<Box<S>>,
+    buffer: BytesMut,
+    pending: SseEvent,
+    pending_bytes: usize,
+    max_event_bytes: usize,
+    done: bool,
+}
+
+impl<S, E> Parser<S>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    async fn next_event(&mut self) -> Option<Result<SseEvent, UpstreamError>> {
+        loop {
+            while let Some(line) = self.take_line() {
+                if line.is_empty() {
+                    if let Some(event) = self.dispatch() {
+                        return Some(Ok(event));
+                    }
+                    continue;
+                }
+                self.pending_bytes += line.len();
+                if self.pending_bytes > self.max_event_bytes {
+                    self.done = true;
+                    return Some(Err(UpstreamError::EventTooLarge(self.max_event_bytes)));
+                }
+                self.field(&line);
+            }
+            if self.done {
+                return None;
+            }
+            if self.buffer.len() > self.max_event_bytes {
+                self.done = true;
+                return Some(Err(UpstreamError::EventTooLarge(self.max_event_bytes)));
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(err)) => {
+                    self.done = true;
+                    return Some(Err(UpstreamError::Stream(err.to_string())));
+                }
+                None => {
+                    // A stream that ends without a blank line still ends its last event.
+                    self.done = true;
+                    if !self.buffer.is_empty() {
+                        self.buffer.extend_from_slice(b"\n");
+                    }
+                    self.buffer.extend_from_slice(b"\n");
+                }
+            }
+        }
+    }
+
+    /// The next complete line (CRLF, LF or CR ended), without its ending.
+    fn take_line(&mut self) -> Option<String> {
+        let end = self.buffer.iter().position(|&b| b == b'\n' || b == b'\r')?;
+        // A CR at the very end of the buffer may be the first half of a CRLF.
+        if self.buffer[end] == b'\r' && end + 1 == self.buffer.len() && !self.done {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+        let ending = if self.buffer[end] == b'\r' && self.buffer.get(end + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        self.buffer.advance(end + ending);
+        Some(line)
+    }
+
+    fn field(&mut self, line: &str) {
+        if line.starts_with(':') {
+            return; // a comment, used as keep-alive
+        }
+        let (name, value) = match line.split_once(':') {
+            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match name {
+            "data" => {
+                if !self.pending.data.is_empty() {
+                    self.pending.data.push('\n');
+                }
+                self.pending.data.push_str(value);
+            }
+            "event" => self.pending.event = Some(value.to_owned()),
+            "id" if !value.contains('\0') => self.pending.id = Some(value.to_owned()),
+            "retry" => self.pending.retry = value.parse().ok(),
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        self.pending_bytes = 0;
+        let event = std::mem::take(&mut self.pending);
+        // An id-only event primes resumption (2025-11-25); relay it so the client keeps the id.
+        (!event.data.is_empty() || event.id.is_some()).then_some(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parse(chunks: &[&str], max: usize) -> Vec<Result<SseEvent, String>> {
+        let owned: Vec<Result<Bytes, String>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::from(c.to_string())))
+            .collect();
+        events(futures::stream::iter(owned), max)
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn reads_events_split_across_chunks() {
+        let got = parse(
+            &[
+                "event: message\nid: 7\nda",
+                "ta: {\"a\":1}\n",
+                "\n: keep-alive\n\ndata: x\r\n\r\n",
+            ],
+            1024,
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Ok(SseEvent {
+                    id: Some("7".into()),
+                    event: Some("message".into()),
+                    data: "{\"a\":1}".into(),
+                    retry: None
+                }),
+                Ok(SseEvent {
+                    data: "x".into(),
+                    ..Default::default()
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn joins_multi_line_data_and_ends_the_last_event_at_eof() {
+        let got = parse(&["data: a\ndata: b"], 1024).await;
+        assert_eq!(got[0].as_ref().unwrap().data, "a\nb");
+    }
+
+    #[tokio::test]
+    async fn refuses_an_event_larger_than_the_limit() {
+        let big = format!("data: {}\n\n", "x".repeat(100));
+        let got = parse(&[&big], 50).await;
+        assert!(got[0].is_err());
+        assert_eq!(got.len(), 1);
+        let endless = "x".repeat(100);
+        let got = parse(&[&endless, &endless], 50).await;
+        assert!(got[0].is_err());
+    }
+}

@@ -1,0 +1,51 @@
+"""Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
+
+Usage: python py_client.py URL binance|everything
+"""
+
+import asyncio
+import json
+import sys
+
+from mcp import types
+from mcp.client.client import Client
+
+
+async def main(url: str, scenario: str) -> None:
+    elicitations: list[str] = []
+    progress: list[float] = []
+
+    async def on_elicit(context, params):
+        elicitations.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
+
+    async def on_progress(value, total, message):
+        progress.append(value)
+
+    out: dict = {}
+    async with Client(url, elicitation_callback=on_elicit) as client:
+        out["protocol"] = client.protocol_version
+        tools = await client.list_tools()
+        out["tools"] = sorted(t.name for t in tools.tools)
+        if scenario == "binance":
+            calls = {
+                "price": ("get_price", {"symbol": "BTCUSDT"}, None),
+                "book": ("get_order_book", {"symbol": "ETHUSDT", "depth": 5}, None),
+                "slow": ("get_all_book_tickers", {}, on_progress),
+            }
+        else:
+            calls = {
+                "echo": ("echo", {"message": "through the gateway"}, None),
+                "slow": ("trigger-long-running-operation", {"duration": 0.3, "steps": 3}, on_progress),
+                "elicitation": ("trigger-elicitation-request", {}, None),
+            }
+        for key, (name, arguments, callback) in calls.items():
+            result = await client.call_tool(name, arguments, progress_callback=callback)
+            out[key] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    out["progress"] = progress
+    out["elicitations"] = elicitations
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

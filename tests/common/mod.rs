@@ -1,0 +1,312 @@
+//! The test harness: a simulated upstream and a gateway in front of it, each on its own
+//! ephemeral port on 127.0.0.1, talked to over real sockets.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpgate::config::{GatewayConfig, Limits};
+use mcpgate::gateway::Gateway;
+use mcpgate::simulator::{Simulator, SimulatorOptions};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const SESSION: &str = "mcp-session-id";
+pub const VERSION: &str = "2025-06-18";
+
+/// A policy that allows everything: for tests about the transport, not the rules.
+pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
+
+pub struct Harness {
+    pub url: String,
+    pub base: String,
+    pub gateway: Arc<Gateway>,
+    pub simulator: Simulator,
+    pub upstream_url: String,
+    pub policy_path: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Setup {
+    pub policy: String,
+    pub simulator: SimulatorOptions,
+    pub limits: Limits,
+    pub audit: bool,
+    pub audit_arguments: bool,
+    pub allowed_origins: Vec<String>,
+    /// Put the gateway in front of this URL instead of a fresh simulator.
+    pub upstream: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            policy: ALLOW_ALL.into(),
+            simulator: SimulatorOptions {
+                record: true,
+                ..SimulatorOptions::default()
+            },
+            limits: Limits::default(),
+            audit: false,
+            audit_arguments: false,
+            allowed_origins: Vec::new(),
+            upstream: None,
+        }
+    }
+}
+
+pub async fn start_simulator(options: SimulatorOptions) -> (Simulator, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let simulator = Simulator::new(options);
+    tokio::spawn(simulator.clone().serve(listener));
+    (simulator, format!("http://{addr}/mcp"))
+}
+
+pub async fn start(policy: &str) -> Harness {
+    start_with(Setup {
+        policy: policy.into(),
+        ..Setup::default()
+    })
+    .await
+}
+
+pub async fn start_with(setup: Setup) -> Harness {
+    let (simulator, simulator_url) = start_simulator(setup.simulator).await;
+    let upstream_url = setup.upstream.unwrap_or(simulator_url);
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.json");
+    std::fs::write(&policy_path, &setup.policy).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = GatewayConfig {
+        listen: addr,
+        upstream: upstream_url.parse().unwrap(),
+        policy: policy_path.clone(),
+        allowed_origins: setup.allowed_origins,
+        audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
+        audit_arguments: setup.audit_arguments,
+        limits: setup.limits,
+    };
+    let gateway = mcpgate::server::build(config).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(mcpgate::server::serve(gateway.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    Harness {
+        url: format!("http://{addr}/mcp"),
+        base: format!("http://{addr}"),
+        gateway,
+        simulator,
+        upstream_url,
+        policy_path,
+        dir,
+        stop: Some(stop),
+    }
+}
+
+impl Harness {
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    pub fn audit_lines(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Replaces the policy file and waits until the gateway has applied (or rejected) it.
+    pub async fn rewrite_policy(&self, policy: &str) -> mcpgate::reload::ReloadStatus {
+        let mut reloads = self.gateway.reloads.subscribe();
+        let before = reloads.borrow_and_update().clone();
+        std::fs::write(&self.policy_path, policy).unwrap();
+        let status = tokio::time::timeout(
+            Duration::from_secs(10),
+            reloads.wait_for(|s| s.applied != before.applied || s.rejected != before.rejected),
+        )
+        .await
+        .expect("the gateway noticed the policy change")
+        .unwrap()
+        .clone();
+        status
+    }
+}
+
+/// A raw streamable-HTTP client, for asserting exact statuses and bodies.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+    pub accept: &'static str,
+    next_id: i64,
+}
+
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: url.into(),
+            session: None,
+            accept: "application/json, text/event-stream",
+            next_id: 0,
+        }
+    }
+
+    pub fn json_only(mut self) -> Self {
+        self.accept = "application/json";
+        self
+    }
+
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static(self.accept));
+        headers.insert("mcp-protocol-version", HeaderValue::from_static(VERSION));
+        if let Some(session) = &self.session {
+            headers.insert(SESSION, HeaderValue::from_str(session).unwrap());
+        }
+        headers
+    }
+
+    pub async fn post_raw(&self, headers: HeaderMap, body: impl Into<reqwest::Body>) -> Answer {
+        let response = self
+            .http
+            .post(&self.url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        Answer::read(response).await
+    }
+
+    pub async fn post(&self, message: &Value) -> Answer {
+        self.post_raw(self.headers(), serde_json::to_vec(message).unwrap())
+            .await
+    }
+
+    /// initialize + notifications/initialized; keeps the session id.
+    pub async fn initialize(&mut self) -> Value {
+        let answer = self
+            .post(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": VERSION, "capabilities": {},
+                "clientInfo": {"name": "mcpgate-tests", "version": "1"}}}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "initialize: {}", answer.text);
+        let session = answer
+            .headers
+            .get(SESSION)
+            .expect("initialize issues a session id");
+        self.session = Some(session.to_str().unwrap().to_owned());
+        let note = self
+            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        assert_eq!(note.status, 202, "{}", note.text);
+        answer.body
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Answer {
+        self.next_id += 1;
+        self.post(
+            &json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}),
+        )
+        .await
+    }
+
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Answer {
+        self.request("tools/call", json!({"name": name, "arguments": arguments}))
+            .await
+    }
+
+    pub async fn tool_names(&mut self) -> Vec<String> {
+        let answer = self.request("tools/list", json!({})).await;
+        answer.body["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list answered {}", answer.text))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Answer {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let is_stream = headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+        let text = response.text().await.unwrap();
+        let body = if is_stream {
+            last_sse_message(&text)
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// The text of a refused or failed call's result, or the JSON-RPC error message.
+    pub fn message(&self) -> String {
+        if let Some(text) = self.body["result"]["content"][0]["text"].as_str() {
+            return text.to_owned();
+        }
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn is_tool_error(&self) -> bool {
+        self.body["result"]["isError"] == json!(true)
+    }
+}
+
+/// Every JSON message in an SSE body, in order.
+pub fn sse_messages(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("data:")
+                        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                })
+                .collect();
+            (!data.is_empty())
+                .then(|| serde_json::from_str(&data.join("\n")).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+fn last_sse_message(text: &str) -> Value {
+    sse_messages(text).pop().unwrap_or(Value::Null)
+}

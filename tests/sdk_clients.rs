@@ -1,0 +1,164 @@
+//! The official MCP SDK clients (Python `mcp` 2.x, TypeScript `@modelcontextprotocol/sdk` 1.x)
+//! through the gateway: they must see exactly what they see when talking to the upstream directly.
+//!
+//! Needs the clients installed by `scripts/test` (tests/clients/.venv and tests/clients/node_modules).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn clients_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Python,
+    TypeScript,
+}
+
+async fn run_client(sdk: Sdk, url: &str, scenario: &str) -> Value {
+    let dir = clients_dir();
+    let mut command = match sdk {
+        Sdk::Python => {
+            let python = dir.join(".venv/bin/python");
+            assert!(
+                python.exists(),
+                "{} is missing: run scripts/test, which installs the SDK clients",
+                python.display()
+            );
+            let mut c = Command::new(python);
+            c.arg(dir.join("py_client.py"));
+            c
+        }
+        Sdk::TypeScript => {
+            assert!(
+                dir.join("node_modules").exists(),
+                "tests/clients/node_modules is missing: run scripts/test"
+            );
+            let mut c = Command::new("node");
+            c.arg(dir.join("ts_client.mjs"));
+            c
+        }
+    };
+    let output = command
+        .args([url, scenario])
+        .current_dir(&dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("the client runs");
+    assert!(
+        output.status.success(),
+        "{sdk:?} client against {url} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{sdk:?} client printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// `@modelcontextprotocol/server-everything`: the reference server, with progress, elicitation
+/// and a GET stream. Returns once it says it listens.
+async fn start_everything() -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script =
+        clients_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        script.exists(),
+        "server-everything is missing: run scripts/test"
+    );
+    let mut child = Command::new("node")
+        .arg(script)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains("listening on port") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+async fn same_through_gateway(sdk: Sdk, scenario: &str, upstream: Option<String>) -> Value {
+    let harness = start_with(Setup {
+        upstream,
+        ..Setup::default()
+    })
+    .await;
+    let direct = run_client(sdk, &harness.upstream_url, scenario).await;
+    let gated = run_client(sdk, &harness.url, scenario).await;
+    assert_eq!(
+        gated, direct,
+        "{sdk:?}/{scenario}: the gateway changed what the client saw"
+    );
+    gated
+}
+
+#[tokio::test]
+async fn python_sdk_sees_the_simulator_unchanged() {
+    let seen = same_through_gateway(Sdk::Python, "binance", None).await;
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 29);
+    assert_eq!(
+        seen["protocol"], "2025-11-25",
+        "fell back from the server/discover probe to initialize"
+    );
+    assert!(
+        !seen["progress"].as_array().unwrap().is_empty(),
+        "progress reached the client: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn typescript_sdk_sees_the_simulator_unchanged() {
+    let seen = same_through_gateway(Sdk::TypeScript, "binance", None).await;
+    assert_eq!(seen["tools"].as_array().unwrap().len(), 29);
+    assert!(
+        !seen["progress"].as_array().unwrap().is_empty(),
+        "progress reached the client: {seen}"
+    );
+}
+
+#[tokio::test]
+async fn python_sdk_progress_and_elicitation_round_trip_through_the_gateway() {
+    let (_server, url) = start_everything().await;
+    let seen = same_through_gateway(Sdk::Python, "everything", Some(url)).await;
+    assert_eq!(seen["progress"].as_array().unwrap().len(), 3, "{seen}");
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    assert!(
+        seen["elicitation"].to_string().contains("Ada Lovelace"),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn typescript_sdk_progress_and_elicitation_round_trip_through_the_gateway() {
+    let (_server, url) = start_everything().await;
+    let seen = same_through_gateway(Sdk::TypeScript, "everything", Some(url)).await;
+    assert_eq!(seen["progress"].as_array().unwrap().len(), 3, "{seen}");
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    assert!(
+        seen["elicitation"].to_string().contains("Ada Lovelace"),
+        "{seen}"
+    );
+}
