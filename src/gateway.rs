@@ -3,7 +3,6 @@
 //! `police` turns the policy's [`Decision`] plus the rate limiter into either permission to
 //! forward or the exact answer the agent gets instead; the transport only moves bytes.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -181,10 +180,6 @@ impl Gateway {
             latency: None,
             arguments: message.tool_arguments(),
         }
-    }
-
-    pub fn replace_policy(&self, policy: CompiledPolicy) {
-        self.policy.store(Arc::new(policy));
     }
 }
 

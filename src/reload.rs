@@ -98,7 +98,13 @@ pub fn reload(gateway: &Gateway) {
     let path = &gateway.config.policy;
     match load_policy(path) {
         Ok(policy) => {
-            gateway.replace_policy(policy);
+            let before = gateway.policy.swap(std::sync::Arc::new(policy));
+            let after = gateway.policy.load();
+            for session in gateway.sessions.all() {
+                if session.view_changed(&before, &after) {
+                    session.tools_changed.notify_one();
+                }
+            }
             gateway.reloads.send_modify(|status| {
                 status.applied += 1;
                 status.last_error = None;

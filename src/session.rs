@@ -3,13 +3,17 @@
 //! The gateway never hands the upstream's session id to the agent: ids are its own, unguessable
 //! (128 random bits), bound to the agent that opened them, and removed when ended or idle.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use dashmap::DashMap;
 use rand::RngCore;
+use tokio::sync::Notify;
+
+use crate::policy::CompiledPolicy;
 
 #[derive(Debug)]
 pub struct Session {
@@ -19,9 +23,32 @@ pub struct Session {
     /// The authenticated agent that opened the session; `None` when agents are anonymous.
     pub agent: Option<Arc<str>>,
     last_seen_ms: AtomicU64,
+    /// Every tool name the upstream has listed to this session, before filtering: what a policy
+    /// change is compared against to tell whether the session's view changed.
+    listed_tools: Mutex<HashSet<String>>,
+    /// Wakes the session's GET stream to send `notifications/tools/list_changed`.
+    pub tools_changed: Notify,
 }
 
 impl Session {
+    pub fn remember_listed<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut listed = self.listed_tools.lock().unwrap_or_else(|e| e.into_inner());
+        for name in names {
+            if !listed.contains(name) {
+                listed.insert(name.to_owned());
+            }
+        }
+    }
+
+    /// Does any tool this session was shown (or had hidden) change visibility between policies?
+    pub fn view_changed(&self, before: &CompiledPolicy, after: &CompiledPolicy) -> bool {
+        let agent = self.agent.as_deref();
+        let listed = self.listed_tools.lock().unwrap_or_else(|e| e.into_inner());
+        listed
+            .iter()
+            .any(|name| before.tool_visible(agent, name) != after.tool_visible(agent, name))
+    }
+
     fn touch(&self, now_ms: u64) {
         self.last_seen_ms.store(now_ms, Ordering::Relaxed);
     }
@@ -67,6 +94,8 @@ impl SessionStore {
             upstream_id,
             agent,
             last_seen_ms: AtomicU64::new(self.now_ms()),
+            listed_tools: Mutex::default(),
+            tools_changed: Notify::new(),
         });
         self.sessions.insert(session.id.clone(), session.clone());
         Ok(session)

@@ -162,3 +162,56 @@ async fn typescript_sdk_progress_and_elicitation_round_trip_through_the_gateway(
         "{seen}"
     );
 }
+
+#[tokio::test]
+async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_changes_the_view() {
+    use futures::StreamExt;
+    let (_server, url) = start_everything().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let mut client = harness.client();
+    client.initialize().await;
+    assert!(client.tool_names().await.contains(&"echo".to_string()));
+    let stream = client
+        .http
+        .get(&harness.url)
+        .header("accept", "text/event-stream")
+        .header(SESSION, client.session.as_ref().unwrap())
+        .header("mcp-protocol-version", VERSION)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+
+    let status = harness
+        .rewrite_policy(
+            r#"{"version": "1", "default": "allow", "tools": {"echo": {"action": "deny"}}}"#,
+        )
+        .await;
+    assert_eq!(status.applied, 1);
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        found,
+        Ok(true),
+        "the GET stream carried list_changed: {seen}"
+    );
+    assert!(!client.tool_names().await.contains(&"echo".to_string()));
+}

@@ -199,7 +199,7 @@ async fn relay_reply(
     let id = message.id().cloned();
     let filter = (message.method() == Some("tools/list")).then(|| ToolsFilter {
         gateway: gateway.clone(),
-        agent: session.and_then(|s| s.agent.clone()),
+        session: session.cloned(),
     });
     match reply {
         Err(err) => err.into_response_for(id.as_ref()),

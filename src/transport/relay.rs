@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt};
 use serde_json::Value;
 
 use crate::gateway::Gateway;
+use crate::session::Session;
 use crate::upstream::answer::{self, is_answer_to};
 use crate::upstream::{EventStream, SseEvent, UpstreamError};
 
@@ -24,7 +25,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct ToolsFilter {
     pub gateway: Arc<Gateway>,
-    pub agent: Option<Arc<str>>,
+    pub session: Option<Arc<Session>>,
 }
 
 impl ToolsFilter {
@@ -38,8 +39,14 @@ impl ToolsFilter {
             .and_then(|r| r.get_mut("tools"))
             .and_then(Value::as_array_mut)
         {
+            let names = tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str));
+            if let Some(session) = &self.session {
+                session.remember_listed(names);
+            }
             let policy = self.gateway.policy.load();
-            let agent = self.agent.as_deref();
+            let agent = self.session.as_ref().and_then(|s| s.agent.as_deref());
             tools.retain(|tool| {
                 tool.get("name")
                     .and_then(Value::as_str)
@@ -73,6 +80,29 @@ pub fn relay_stream(
         }
     });
     sse_response(stream)
+}
+
+/// Relays the session's server-to-client stream (GET), adding the gateway's own
+/// `notifications/tools/list_changed` when a policy change alters what the session may see.
+/// Ends when the upstream's stream ends.
+pub fn relay_session_stream(events: EventStream, session: Arc<Session>) -> Response {
+    let upstream = events
+        .map(|item| {
+            Some(match item {
+                Ok(event) => to_client_event(event, None, None),
+                Err(err) => error_event(None, &err),
+            })
+        })
+        .chain(futures::stream::once(async { None }));
+    let list_changed = futures::stream::unfold(session, |session| async move {
+        session.tools_changed.notified().await;
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+        Some((Some(Event::default().event("message").data(note)), session))
+    });
+    let merged = futures::stream::select(upstream, list_changed)
+        .take_while(|event| futures::future::ready(event.is_some()))
+        .filter_map(|event| futures::future::ready(event.map(Ok::<_, Infallible>)));
+    sse_response(merged)
 }
 
 pub fn sse_response<S>(stream: S) -> Response

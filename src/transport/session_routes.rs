@@ -31,7 +31,7 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
         {
             // Server-to-client requests on this stream are relayed as they are; the client's
             // answers come back by POST and are routed to the same upstream session.
-            Ok(events) => Ok(relay::relay_stream(events, None, None)),
+            Ok(events) => Ok(relay::relay_session_stream(events, session.clone())),
             Err(StatusCode::METHOD_NOT_ALLOWED) => Err(GatewayError::GetNotSupported),
             Err(StatusCode::NOT_FOUND) => {
                 gateway.sessions.end(&session.id);

@@ -1,0 +1,201 @@
+//! The command line: `policy check`, `policy explain`, `policy schema`, and `serve` failing closed.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn mcpgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+}
+
+fn repo_file(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn policy_check_accepts_the_shipped_policy() {
+    let output = mcpgate()
+        .args(["policy", "check", &repo_file("policies/binance.json")])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid"));
+}
+
+#[test]
+fn policy_check_lists_every_error_with_its_path_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "1", "default": "maybe", "tools": {"a": {"rate_limit": {"max": 0, "window": 60}}, "b": {"colour": "red"}}}"#,
+    )
+    .unwrap();
+    let output = mcpgate()
+        .args(["policy", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    for path in ["/default", "/tools/a/rate_limit/max", "/tools/b"] {
+        assert!(errors.contains(path), "names {path}: {errors}");
+    }
+}
+
+#[tokio::test]
+async fn policy_check_with_an_upstream_warns_about_uncovered_tools_and_stray_rules() {
+    let (_simulator, url) = start_simulator(Default::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "1", "default": "deny", "tools": {"get_price": {}, "place_order": {}}}"#,
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["policy", "check"])
+        .arg(&file)
+        .args(["--upstream", &url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(r#"rule for tool "place_order", which the upstream does not have"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"upstream tool "get_order_book" has no rule: the default (deny) applies"#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"upstream tool "get_price""#), "{text}");
+}
+
+#[test]
+fn policy_explain_prints_the_decision_and_the_rule() {
+    let policy = repo_file("policies/binance.json");
+    let allowed = mcpgate()
+        .args([
+            "policy",
+            "explain",
+            &policy,
+            "get_price",
+            r#"{"symbol":"BTCUSDT"}"#,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&allowed.stdout);
+    assert!(
+        text.contains("allow") && text.contains("tools.get_price"),
+        "{text}"
+    );
+
+    let refused = mcpgate()
+        .args([
+            "policy",
+            "explain",
+            &policy,
+            "get_order_book",
+            r#"{"symbol":"BTCUSDT","depth":5000}"#,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        text.contains("tools.get_order_book") && text.contains("depth"),
+        "{text}"
+    );
+
+    let bad = mcpgate()
+        .args(["policy", "explain", &policy, "get_price", "[1]"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("JSON object"));
+}
+
+#[test]
+fn policy_schema_prints_the_committed_schema() {
+    let output = mcpgate().args(["policy", "schema"]).output().unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_file("policies/schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, committed);
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_valid_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.json");
+    std::fs::write(&file, "{ not json").unwrap();
+    let output = mcpgate()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9/mcp",
+            "--policy",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("is invalid; nothing is served until it loads"),
+        "{errors}"
+    );
+
+    let missing = mcpgate()
+        .args([
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9/mcp",
+            "--policy",
+            "/nonexistent/policy.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read policy file"));
+}
+
+#[test]
+fn every_serve_flag_can_come_from_the_environment() {
+    let output = mcpgate()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("MCPGATE_UPSTREAM", "http://127.0.0.1:9/mcp")
+        .env("MCPGATE_POLICY", "/nonexistent/from-env.json")
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("/nonexistent/from-env.json"),
+        "the policy path came from MCPGATE_POLICY: {errors}"
+    );
+    let help = mcpgate().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for variable in [
+        "MCPGATE_LISTEN",
+        "MCPGATE_UPSTREAM",
+        "MCPGATE_POLICY",
+        "MCPGATE_AUDIT",
+        "MCPGATE_MAX_SESSIONS",
+    ] {
+        assert!(help.contains(variable), "--help names {variable}");
+    }
+}
