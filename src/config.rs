@@ -12,6 +12,10 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     pub audit: Option<PathBuf>,
     pub audit_arguments: bool,
+    /// `NAME=sha256:HEX` or `NAME=env:VARIABLE`, one per agent.
+    pub agents: Vec<String>,
+    /// Refuse requests without a known agent key (401).
+    pub require_auth: bool,
     pub limits: Limits,
 }
 
@@ -19,6 +23,10 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    /// Time a client has to send its request headers, and then its body (no slowloris).
+    pub request_read_timeout: Duration,
+    pub max_in_flight_per_agent: usize,
     pub max_event_bytes: usize,
     pub max_sessions: usize,
     pub session_idle: Duration,
@@ -30,6 +38,9 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            request_read_timeout: Duration::from_secs(10),
+            max_in_flight_per_agent: 64,
             max_event_bytes: 4 * 1024 * 1024,
             max_sessions: 10_000,
             session_idle: Duration::from_secs(30 * 60),

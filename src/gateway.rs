@@ -8,7 +8,9 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
+use crate::admission::InFlight;
 use crate::audit::{AuditLog, AuditRecord};
+use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::policy::{Call, CompiledPolicy, Decision, Permit, RateLimiter, Subject};
 use crate::reload::ReloadStatus;
@@ -19,6 +21,8 @@ use crate::upstream::Upstream;
 
 pub struct Gateway {
     pub config: GatewayConfig,
+    pub agents: AgentKeys,
+    pub in_flight: InFlight,
     pub policy: ArcSwap<CompiledPolicy>,
     pub limiter: RateLimiter,
     pub sessions: SessionStore,
@@ -50,9 +54,29 @@ pub struct Refusal {
 }
 
 impl Gateway {
-    /// Decides one message. Responses from the client (to server-to-client requests) carry no
-    /// method and pass: what they answer was already policed when the request went out.
+    /// Decides one message, failing closed: should deciding ever panic, the message is refused.
     pub fn police(&self, session: &Session, message: &Message) -> Verdict {
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decide(session, message)
+        }));
+        decided.unwrap_or_else(|_| {
+            tracing::error!(
+                method = message.method(),
+                "deciding a message panicked; refused it"
+            );
+            let reason = "the gateway could not decide this message, so it was not forwarded";
+            Verdict::Refuse(Refusal {
+                answer: error_answer(message.id(), code::INTERNAL_ERROR, reason),
+                decision: "internal_error",
+                rule: None,
+                reason: reason.to_owned(),
+            })
+        })
+    }
+
+    /// Responses from the client (to server-to-client requests) carry no method and pass: what
+    /// they answer was already policed when the request went out.
+    fn decide(&self, session: &Session, message: &Message) -> Verdict {
         let Some(method) = message.method() else {
             return Verdict::Pass(Pass {
                 permit: None,

@@ -7,10 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use crate::admission::InFlight;
 use crate::audit::AuditLog;
+use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::gateway::Gateway;
 use crate::policy::{CompiledPolicy, LoadErrors, RateLimiter};
@@ -32,6 +37,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Agents(#[from] crate::auth::AuthConfigError),
     #[error("cannot build the upstream client: {0}")]
     Upstream(#[from] reqwest::Error),
     #[error(
@@ -73,7 +80,12 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
         max_body_bytes: config.limits.max_body_bytes,
         max_event_bytes: config.limits.max_event_bytes,
     })?;
+    let agents = AgentKeys::from_specs(&config.agents, config.require_auth, |variable| {
+        std::env::var(variable).ok()
+    })?;
     Ok(Arc::new(Gateway {
+        agents,
+        in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
         sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
         policy: ArcSwap::from_pointee(policy),
         limiter: RateLimiter::new(),
@@ -99,16 +111,47 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let upkeep = tokio::spawn(upkeep(gateway.clone()));
     let watcher = reload::watch(gateway.clone());
-    let listener = listener.tap_io(|tcp| {
+    let limits = &gateway.config.limits;
+    let mut connections = ConnectionBuilder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        // A client that trickles its headers (slowloris) is cut after this long.
+        .header_read_timeout(limits.request_read_timeout)
+        // hyper answers 431 past this; it refuses buffers under 8 KiB.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let app = transport::router(gateway.clone());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors or the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
         // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
         let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, transport::router(gateway))
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
     upkeep.abort();
     drop(watcher);
-    result
+    Ok(())
 }
 
 async fn upkeep(gateway: Arc<Gateway>) {

@@ -59,6 +59,12 @@ pub enum Command {
     /// Run the gateway on 127.0.0.1:8080 in front of an in-process simulator, with
     /// policies/binance.json, and print how to connect.
     Demo(DemoArgs),
+    /// Make a new agent key: prints the key (give it to the agent) and the --agent value that
+    /// holds only its SHA-256.
+    AgentKey {
+        /// The agent's name, as policies and audit records will call it.
+        name: String,
+    },
     /// Check, explain or describe policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -91,6 +97,15 @@ pub struct GatewayOptions {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// An agent and its key, as NAME=sha256:HEX (the key's SHA-256) or NAME=env:VARIABLE (the key
+    /// itself, read from the environment at start). Repeatable; comma-separated in the
+    /// environment. Agents send `Authorization: Bearer <key>`; `mcpgate agent-key NAME` makes one.
+    #[arg(long = "agent", env = "MCPGATE_AGENTS", value_delimiter = ',')]
+    pub agents: Vec<String>,
+    /// Refuse requests without a known agent key (401). Without it, requests with no key are
+    /// anonymous (a presented key must still be known).
+    #[arg(long, env = "MCPGATE_REQUIRE_AUTH")]
+    pub require_auth: bool,
     /// Append one JSON line per decision to this file.
     #[arg(long, env = "MCPGATE_AUDIT")]
     pub audit: Option<PathBuf>,
@@ -100,6 +115,15 @@ pub struct GatewayOptions {
     /// Largest request body accepted (413 beyond), and largest upstream JSON answer relayed.
     #[arg(long, env = "MCPGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) accepted; 431 beyond.
+    #[arg(long, env = "MCPGATE_MAX_HEADER_BYTES", default_value_t = Limits::default().max_header_bytes)]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send its request headers, and again its body (slow senders are cut).
+    #[arg(long, env = "MCPGATE_REQUEST_READ_TIMEOUT_SECS", default_value_t = Limits::default().request_read_timeout.as_secs())]
+    pub request_read_timeout_secs: u64,
+    /// Requests one agent (or one anonymous session) may have in the gateway at once; 429 beyond.
+    #[arg(long, env = "MCPGATE_MAX_IN_FLIGHT_PER_AGENT", default_value_t = Limits::default().max_in_flight_per_agent)]
+    pub max_in_flight_per_agent: usize,
     /// Largest single SSE event accepted from the upstream.
     #[arg(long, env = "MCPGATE_MAX_EVENT_BYTES", default_value_t = Limits::default().max_event_bytes)]
     pub max_event_bytes: usize,
@@ -131,8 +155,13 @@ impl GatewayOptions {
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),
             audit_arguments: self.audit_arguments,
+            agents: self.agents.clone(),
+            require_auth: self.require_auth,
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
+                max_header_bytes: self.max_header_bytes,
+                request_read_timeout: Duration::from_secs(self.request_read_timeout_secs),
+                max_in_flight_per_agent: self.max_in_flight_per_agent,
                 max_event_bytes: self.max_event_bytes,
                 max_sessions: self.max_sessions,
                 session_idle: Duration::from_secs(self.session_idle_secs),
@@ -172,6 +201,15 @@ pub fn main() -> std::process::ExitCode {
     run::init_logging(cli.log_format, &cli.log);
     match cli.command {
         Command::Policy(command) => policy::run(command),
+        Command::AgentKey { name } => {
+            let key = crate::auth::new_key();
+            println!("key (give to the agent, shown once): {key}");
+            println!(
+                "--agent {name}=sha256:{}",
+                hex::encode(crate::auth::digest_of(&key))
+            );
+            std::process::ExitCode::SUCCESS
+        }
         Command::Serve(args) => run::block_on(run::serve(args)),
         Command::Simulate(args) => run::block_on(run::simulate(args)),
         Command::Demo(args) => run::block_on(run::demo(args)),

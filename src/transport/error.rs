@@ -54,6 +54,12 @@ pub enum GatewayError {
     Upstream(#[from] UpstreamError),
     #[error("this endpoint has no server-to-client stream for GET: the upstream offers none")]
     GetNotSupported,
+    #[error("{0}")]
+    Unauthorized(#[from] crate::auth::AuthError),
+    #[error("too many requests in flight for this agent (at most {0}, --max-in-flight-per-agent); wait for answers before sending more")]
+    TooManyInFlight(usize),
+    #[error("the request body did not arrive within {0} s (--request-read-timeout-secs)")]
+    BodyTimeout(u64),
 }
 
 impl GatewayError {
@@ -73,6 +79,9 @@ impl GatewayError {
             Self::Upstream(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::GetNotSupported => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyInFlight(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -88,7 +97,10 @@ impl GatewayError {
             | Self::BatchNotAllowed(_)
             | Self::PayloadTooLarge { .. }
             | Self::BodyRead(_)
+            | Self::BodyTimeout(_)
             | Self::GetNotSupported => code::INVALID_REQUEST,
+            Self::Unauthorized(_) => code::UNAUTHORIZED,
+            Self::TooManyInFlight(_) => code::OVERLOADED,
             Self::UnknownSession => code::SESSION_NOT_FOUND,
             Self::UnsupportedProtocolVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::TooManySessions(_) => code::OVERLOADED,
@@ -119,10 +131,20 @@ impl GatewayError {
 
     pub fn into_response_for(self, id: Option<&Value>) -> Response {
         let mut response = (self.status(), axum::Json(self.answer(id))).into_response();
-        if matches!(self, Self::GetNotSupported) {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+        match self {
+            Self::GetNotSupported => {
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+            }
+            // RFC 6750: a 401 names the scheme the client should use.
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="mcpgate""#),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -132,6 +132,9 @@ fn classify(value: Value) -> Result<Message, MessageError> {
             ))
         }
     };
+    if let Some(method) = object.get("method").and_then(Value::as_str) {
+        check_method_name(method)?;
+    }
     if let Some(params) = object.get("params") {
         if !(params.is_object() || params.is_array()) {
             return Err(MessageError::Invalid(
@@ -144,6 +147,45 @@ fn classify(value: Value) -> Result<Message, MessageError> {
         check_tools_call(&message)?;
     }
     Ok(message)
+}
+
+/// Methods the gateway polices by name. A variant of one of them (other case) is refused rather
+/// than passed on as some other method: an upstream that matched names loosely would run it
+/// as the real one without the rule for it having been applied.
+const POLICED_METHODS: [&str; 12] = [
+    "initialize",
+    "ping",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "resources/subscribe",
+    "prompts/get",
+    "prompts/list",
+    "completion/complete",
+    "logging/setLevel",
+];
+
+fn check_method_name(method: &str) -> Result<(), MessageError> {
+    let plain = !method.is_empty()
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_.-$".contains(&b));
+    if !plain {
+        return Err(MessageError::Invalid(format!(
+            "method {method:?}: method names are ASCII letters, digits and / _ . - $"
+        )));
+    }
+    if let Some(known) = POLICED_METHODS
+        .iter()
+        .find(|known| **known != method && known.eq_ignore_ascii_case(method))
+    {
+        return Err(MessageError::Invalid(format!(
+            "method {method:?}: method names are case-sensitive; did you mean {known:?}?"
+        )));
+    }
+    Ok(())
 }
 
 fn check_tools_call(message: &Message) -> Result<(), MessageError> {
@@ -211,6 +253,29 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn method_names_with_other_case_spaces_or_unicode_are_refused() {
+        for method in [
+            "Tools/Call",
+            "TOOLS/CALL",
+            "tools/call ",
+            " tools/call",
+            r"tools/\u200bcall",
+            "ｔools/call",
+            r"tools/list\n",
+            "",
+        ] {
+            let text = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"name":"x"}}}}"#
+            );
+            assert!(
+                matches!(single(&text), Err(MessageError::Invalid(_))),
+                "{method:?}"
+            );
+        }
+        assert!(single(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#).is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The HTTP edge: MCP's streamable HTTP transport on `/mcp`, plus health and readiness probes.
 
+mod caller;
 pub mod error;
 pub mod headers;
 pub mod message;

@@ -4,7 +4,7 @@
 //! that policy evaluates is the one serialised and forwarded.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::caller;
 use super::error::GatewayError;
 use super::headers::{self, AnswerFormat, SESSION_ID};
 use super::message::{self, Kind, Message};
@@ -35,9 +36,11 @@ async fn accept(
     body: Body,
 ) -> Result<Response, GatewayError> {
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
+    let agent = caller::identify(gateway, headers)?;
     headers::require_json_content(headers)?;
     let format = headers::answer_format(headers)?;
-    let bytes = read_body(body, gateway.config.limits.max_body_bytes).await?;
+    let limits = &gateway.config.limits;
+    let bytes = read_body(body, limits.max_body_bytes, limits.request_read_timeout).await?;
     let body = message::parse_body(&bytes)?;
     let version = headers::protocol_version(headers, version::ASSUMED_VERSION);
     match body {
@@ -49,14 +52,16 @@ async fn accept(
                 Err(err) => return Ok(err.into_response_for(message.id())),
             };
             if message.method() == Some("initialize") {
-                return initialize(gateway, version, message, format).await;
+                return initialize(gateway, agent, version, message, format).await;
             }
-            let session = session_of(gateway, headers)?;
+            let session = caller::session_of(gateway, headers, agent.as_ref())?;
+            let _admitted = caller::admit(gateway, &session)?;
             Ok(exchange(gateway, &session, version, message, format).await)
         }
         message::Body::Batch(messages) => {
             let version = version?;
-            let session = session_of(gateway, headers)?;
+            let session = caller::session_of(gateway, headers, agent.as_ref())?;
+            let _admitted = caller::admit(gateway, &session)?;
             if !version::allows_batches(version) {
                 return Err(GatewayError::BatchNotAllowed(version.to_owned()));
             }
@@ -65,8 +70,11 @@ async fn accept(
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
+async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, GatewayError> {
+    let read = tokio::time::timeout(within, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| GatewayError::BodyTimeout(within.as_secs()))?;
+    read.map_err(|err| {
         let too_large = std::error::Error::source(&err)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -77,15 +85,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     })
 }
 
-fn session_of(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<Session>, GatewayError> {
-    let id = headers::session_id(headers).ok_or(GatewayError::MissingSession)?;
-    gateway.sessions.get(id).ok_or(GatewayError::UnknownSession)
-}
-
 /// Lifecycle spec: initialize opens a session. The upstream's session is opened with it and
 /// kept behind the gateway's own id.
 async fn initialize(
     gateway: &Arc<Gateway>,
+    agent: Option<Arc<str>>,
     version: &str,
     message: Message,
     format: AnswerFormat,
@@ -110,7 +114,7 @@ async fn initialize(
     };
     let session = gateway
         .sessions
-        .open(upstream_id, None)
+        .open(upstream_id, agent)
         .map_err(|full| GatewayError::TooManySessions(full.0))?;
     let record = gateway.audit_record(&session, &message, "allow", Some("lifecycle"), None);
     log_audit_failure(gateway.record(&record));

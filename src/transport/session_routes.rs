@@ -6,20 +6,21 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::caller;
 use super::error::GatewayError;
 use super::headers::{self, LAST_EVENT_ID};
 use super::relay;
 use super::version;
 use crate::gateway::Gateway;
-use crate::session::Session;
 use crate::upstream::Placement;
 
 pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
+        let agent = caller::identify(&gateway, &headers)?;
         headers::require_event_stream(&headers)?;
         let version = headers::protocol_version(&headers, version::ASSUMED_VERSION)?;
-        let session = session_of(&gateway, &headers)?;
+        let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
         let placement = Placement {
             session_id: session.upstream_id.as_ref(),
             protocol_version: Some(version),
@@ -46,8 +47,9 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
 pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
+        let agent = caller::identify(&gateway, &headers)?;
         let version = headers::protocol_version(&headers, version::ASSUMED_VERSION)?;
-        let session = session_of(&gateway, &headers)?;
+        let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
         gateway.sessions.end(&session.id);
         if session.upstream_id.is_some() {
             let placement = Placement {
@@ -62,9 +64,4 @@ pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
         Ok::<_, GatewayError>(StatusCode::NO_CONTENT.into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn session_of(gateway: &Gateway, headers: &HeaderMap) -> Result<Arc<Session>, GatewayError> {
-    let id = headers::session_id(headers).ok_or(GatewayError::MissingSession)?;
-    gateway.sessions.get(id).ok_or(GatewayError::UnknownSession)
 }

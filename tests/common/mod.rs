@@ -46,6 +46,8 @@ pub struct Setup {
     pub audit: bool,
     pub audit_arguments: bool,
     pub allowed_origins: Vec<String>,
+    pub agents: Vec<String>,
+    pub require_auth: bool,
     /// Put the gateway in front of this URL instead of a fresh simulator.
     pub upstream: Option<String>,
 }
@@ -62,6 +64,8 @@ impl Default for Setup {
             audit: false,
             audit_arguments: false,
             allowed_origins: Vec::new(),
+            agents: Vec::new(),
+            require_auth: false,
             upstream: None,
         }
     }
@@ -98,6 +102,8 @@ pub async fn start_with(setup: Setup) -> Harness {
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
         audit_arguments: setup.audit_arguments,
+        agents: setup.agents,
+        require_auth: setup.require_auth,
         limits: setup.limits,
     };
     let gateway = mcpgate::server::build(config).unwrap();
@@ -152,6 +158,8 @@ pub struct Client {
     pub url: String,
     pub session: Option<String>,
     pub accept: &'static str,
+    /// The agent key sent as `Authorization: Bearer`.
+    pub key: Option<String>,
     next_id: i64,
 }
 
@@ -169,8 +177,14 @@ impl Client {
             url: url.into(),
             session: None,
             accept: "application/json, text/event-stream",
+            key: None,
             next_id: 0,
         }
+    }
+
+    pub fn with_key(mut self, key: &str) -> Self {
+        self.key = Some(key.into());
+        self
     }
 
     pub fn json_only(mut self) -> Self {
@@ -185,6 +199,12 @@ impl Client {
         headers.insert("mcp-protocol-version", HeaderValue::from_static(VERSION));
         if let Some(session) = &self.session {
             headers.insert(SESSION, HeaderValue::from_str(session).unwrap());
+        }
+        if let Some(key) = &self.key {
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+            );
         }
         headers
     }

@@ -1,0 +1,43 @@
+//! Who is calling: the agent (from its key), its session (which must be its own), and whether it
+//! may have one more request in flight.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use super::error::GatewayError;
+use super::headers;
+use crate::admission::Admitted;
+use crate::gateway::Gateway;
+use crate::session::Session;
+
+pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
+    Ok(gateway.agents.identify(headers)?)
+}
+
+/// The caller's live session. A session belongs to the agent that opened it: any other caller
+/// presenting its id (a stolen or guessed id) is told it does not exist.
+pub fn session_of(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    agent: Option<&Arc<str>>,
+) -> Result<Arc<Session>, GatewayError> {
+    let id = headers::session_id(headers).ok_or(GatewayError::MissingSession)?;
+    let session = gateway
+        .sessions
+        .get(id)
+        .ok_or(GatewayError::UnknownSession)?;
+    if session.agent.as_ref() != agent {
+        return Err(GatewayError::UnknownSession);
+    }
+    Ok(session)
+}
+
+/// Counts the request against its agent, or its session when the agent is anonymous.
+pub fn admit<'g>(gateway: &'g Gateway, session: &Session) -> Result<Admitted<'g>, GatewayError> {
+    let key = session.agent.as_ref().unwrap_or(&session.id);
+    gateway
+        .in_flight
+        .admit(key)
+        .ok_or(GatewayError::TooManyInFlight(gateway.in_flight.max()))
+}
