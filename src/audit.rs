@@ -32,6 +32,9 @@ pub struct AuditRecord<'a> {
     pub upstream_status: Option<u16>,
     #[serde(skip)]
     pub latency: Option<Duration>,
+    /// The approval a record is about, and who decided it.
+    pub approval: Option<&'a str>,
+    pub reviewer: Option<&'a str>,
     #[serde(skip)]
     pub arguments: Option<&'a Value>,
 }
@@ -88,6 +91,8 @@ mod tests {
             reason: None,
             upstream_status: Some(200),
             latency: Some(Duration::from_micros(1500)),
+            approval: None,
+            reviewer: None,
             arguments,
         }
     }

@@ -16,7 +16,21 @@ pub struct GatewayConfig {
     pub agents: Vec<String>,
     /// Refuse requests without a known agent key (401).
     pub require_auth: bool,
+    pub approvals: ApprovalConfig,
     pub limits: Limits,
+}
+
+/// Human approval and the admin API it is worked from.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalConfig {
+    /// Bearer token for `/admin`; no token, no admin API.
+    pub admin_token: Option<String>,
+    /// Serve the admin API and page on this address instead of the main listener.
+    pub admin_listen: Option<SocketAddr>,
+    /// How long a call under an approval rule is held open waiting for a decision.
+    pub hold: Duration,
+    pub webhook: Option<reqwest::Url>,
+    pub webhook_secret: Option<String>,
 }
 
 /// Every bound the gateway puts on what a client or the upstream may make it hold.

@@ -3,16 +3,20 @@
 //! `police` turns the policy's [`Decision`] plus the rate limiter into either permission to
 //! forward or the exact answer the agent gets instead; the transport only moves bytes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
 use crate::admission::InFlight;
+use crate::approval::webhook::Webhook;
+use crate::approval::{Approval, Approvals, Status as ApprovalStatus};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
-use crate::policy::{Call, CompiledPolicy, Decision, Permit, RateLimiter, Subject};
+use crate::policy::{
+    ApprovalVia, Call, CompiledPolicy, Decision, Limits, Permit, RateLimiter, Subject,
+};
 use crate::reload::ReloadStatus;
 use crate::session::{Session, SessionStore};
 use crate::transport::error::code;
@@ -28,6 +32,8 @@ pub struct Gateway {
     pub sessions: SessionStore,
     pub upstream: Upstream,
     pub audit: Option<AuditLog>,
+    pub approvals: Approvals,
+    pub webhook: Option<Webhook>,
     /// Outcome of policy reloads, for logs, tests and probes to follow.
     pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
 }
@@ -36,6 +42,23 @@ pub struct Gateway {
 pub enum Verdict {
     Pass(Pass),
     Refuse(Refusal),
+    /// A person must approve the call first.
+    Hold(Hold),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approved {
+    Yes,
+    No,
+}
+
+/// A call under an approval rule.
+pub struct Hold {
+    pub rule: String,
+    pub reason: String,
+    /// How long an approval of this call stays valid.
+    pub timeout: Duration,
+    pub via: ApprovalVia,
 }
 
 /// The policy let the message through.
@@ -56,8 +79,18 @@ pub struct Refusal {
 impl Gateway {
     /// Decides one message, failing closed: should deciding ever panic, the message is refused.
     pub fn police(&self, session: &Session, message: &Message) -> Verdict {
+        self.police_as(session, message, Approved::No)
+    }
+
+    /// Decides a call a person has just approved: the policy is consulted again (it may have
+    /// changed while the call was held) and the rule's rate limits are taken now.
+    pub fn police_approved(&self, session: &Session, message: &Message) -> Verdict {
+        self.police_as(session, message, Approved::Yes)
+    }
+
+    fn police_as(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
         let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.decide(session, message)
+            self.decide(session, message, approved)
         }));
         decided.unwrap_or_else(|_| {
             tracing::error!(
@@ -76,7 +109,7 @@ impl Gateway {
 
     /// Responses from the client (to server-to-client requests) carry no method and pass: what
     /// they answer was already policed when the request went out.
-    fn decide(&self, session: &Session, message: &Message) -> Verdict {
+    fn decide(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
         let Some(method) = message.method() else {
             return Verdict::Pass(Pass {
                 permit: None,
@@ -96,36 +129,22 @@ impl Gateway {
                 permit: None,
                 rule: None,
             }),
-            Decision::Allow { rule, limits } => {
-                let subject = Subject {
-                    agent: session.agent.as_deref(),
-                    session: &session.id,
-                };
-                match self.limiter.acquire(&limits, &subject, Instant::now()) {
-                    Ok(permit) => Verdict::Pass(Pass {
-                        permit: Some(permit),
-                        rule: Some(rule.to_owned()),
-                    }),
-                    Err(exceeded) => {
-                        let reason = format!(
-                            "at most {} calls per {} s; retry in {} s",
-                            exceeded.max,
-                            exceeded.window.as_secs(),
-                            exceeded.retry_after.as_secs_f64().ceil().max(1.0) as u64
-                        );
-                        let text = format!(
-                            "Rate limited by gateway policy ({}): {reason}",
-                            exceeded.rule
-                        );
-                        Verdict::Refuse(Refusal {
-                            answer: refusal_answer(id, method, &text),
-                            decision: "rate_limited",
-                            rule: Some(exceeded.rule),
-                            reason,
-                        })
-                    }
-                }
+            Decision::Allow { rule, limits } => self.take_limits(session, message, rule, &limits),
+            Decision::Approval { rule, limits, .. } if approved == Approved::Yes => {
+                self.take_limits(session, message, rule, &limits)
             }
+            Decision::Approval {
+                rule,
+                reason,
+                timeout,
+                via,
+                ..
+            } => Verdict::Hold(Hold {
+                rule: rule.to_owned(),
+                reason: reason.into_owned(),
+                timeout,
+                via,
+            }),
             Decision::Deny { rule, reason } => {
                 let text = format!("Denied by gateway policy ({rule}): {reason}");
                 Verdict::Refuse(Refusal {
@@ -155,13 +174,44 @@ impl Gateway {
                     reason,
                 })
             }
-            Decision::Approval { rule, reason, .. } => {
-                let reason = format!("{reason}; human approval is not enabled on this gateway");
-                let text = format!("Denied by gateway policy ({rule}): {reason}");
+        }
+    }
+
+    fn take_limits(
+        &self,
+        session: &Session,
+        message: &Message,
+        rule: &str,
+        limits: &Limits<'_>,
+    ) -> Verdict {
+        let subject = Subject {
+            agent: session.agent.as_deref(),
+            session: &session.id,
+        };
+        match self.limiter.acquire(limits, &subject, Instant::now()) {
+            Ok(permit) => Verdict::Pass(Pass {
+                permit: Some(permit),
+                rule: Some(rule.to_owned()),
+            }),
+            Err(exceeded) => {
+                let reason = format!(
+                    "at most {} calls per {} s; retry in {} s",
+                    exceeded.max,
+                    exceeded.window.as_secs(),
+                    exceeded.retry_after_secs()
+                );
+                let text = format!(
+                    "Rate limited by gateway policy ({}): {reason}",
+                    exceeded.rule
+                );
                 Verdict::Refuse(Refusal {
-                    answer: refusal_answer(id, method, &text),
-                    decision: "approval_unavailable",
-                    rule: Some(rule.to_owned()),
+                    answer: refusal_answer(
+                        message.id(),
+                        message.method().unwrap_or_default(),
+                        &text,
+                    ),
+                    decision: "rate_limited",
+                    rule: Some(exceeded.rule),
                     reason,
                 })
             }
@@ -184,6 +234,41 @@ impl Gateway {
         }
     }
 
+    /// Audits a decision on an approval (approved, rejected, expired) made outside any call.
+    pub fn record_approval(&self, approval: &Approval) {
+        let decision = match approval.status {
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Rejected => "rejected",
+            ApprovalStatus::Expired => "expired",
+            ApprovalStatus::Used => "approval_used",
+            ApprovalStatus::Pending => "approval_pending",
+        };
+        let record = AuditRecord {
+            agent: approval.agent.as_deref(),
+            session: Some(&approval.session),
+            method: "tools/call",
+            tool: Some(&approval.tool),
+            decision,
+            rule: Some(&approval.rule),
+            reason: approval.decision_reason.as_deref(),
+            upstream_status: None,
+            latency: None,
+            approval: Some(&approval.id),
+            reviewer: approval.decided_by.as_deref(),
+            arguments: Some(&approval.arguments),
+        };
+        if let Err(err) = self.record(&record) {
+            tracing::error!(error = %err, "could not write the audit log");
+        }
+    }
+
+    /// Expires the approvals whose time is up, and audits each.
+    pub fn expire_approvals(&self) {
+        for approval in self.approvals.expire_due(Instant::now()) {
+            self.record_approval(&approval);
+        }
+    }
+
     pub fn audit_record<'a>(
         &self,
         session: &'a Session,
@@ -202,6 +287,8 @@ impl Gateway {
             reason,
             upstream_status: None,
             latency: None,
+            approval: None,
+            reviewer: None,
             arguments: message.tool_arguments(),
         }
     }

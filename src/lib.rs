@@ -5,7 +5,9 @@
 //! [`audit`] records every decision; [`simulator`] is a built-in Binance MCP server for demos,
 //! tests and benchmarks.
 
+pub mod admin;
 pub mod admission;
+pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod cli;

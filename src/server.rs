@@ -14,6 +14,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::admission::InFlight;
+use crate::approval::webhook::Webhook;
+use crate::approval::Approvals;
 use crate::audit::AuditLog;
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
@@ -37,6 +39,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--approval-webhook needs --approval-webhook-secret to sign what it sends")]
+    WebhookSecret,
     #[error(transparent)]
     Agents(#[from] crate::auth::AuthConfigError),
     #[error("cannot build the upstream client: {0}")]
@@ -83,7 +87,14 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
     let agents = AgentKeys::from_specs(&config.agents, config.require_auth, |variable| {
         std::env::var(variable).ok()
     })?;
+    let webhook = match (&config.approvals.webhook, &config.approvals.webhook_secret) {
+        (Some(url), Some(secret)) => Some(Webhook::new(url.clone(), secret.clone())),
+        (Some(_), None) => return Err(StartError::WebhookSecret),
+        _ => None,
+    };
     Ok(Arc::new(Gateway {
+        approvals: Approvals::default(),
+        webhook,
         agents,
         in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
         sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
@@ -102,16 +113,64 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets requests in flight
-/// finish. Background upkeep (idle sessions, limiter state, policy reloads) runs alongside.
+/// Serves the gateway on `listener` (and the admin API on `--admin-listen`, if set) until
+/// `shutdown` completes, then lets requests in flight finish. Background upkeep (idle sessions,
+/// limiter state, approval expiry, policy reloads) runs alongside.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let admin = match gateway.config.approvals.admin_listen {
+        Some(addr) => match crate::admin::router(gateway.clone()) {
+            Some(router) => Some((TcpListener::bind(addr).await?, router)),
+            None => None,
+        },
+        None => None,
+    };
     let upkeep = tokio::spawn(upkeep(gateway.clone()));
     let watcher = reload::watch(gateway.clone());
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let limits = &gateway.config.limits;
+    let mut loops = vec![tokio::spawn(accept(
+        listener,
+        transport::router(gateway.clone()),
+        limits,
+        graceful.clone(),
+        stopping.clone(),
+    ))];
+    if let Some((listener, router)) = admin {
+        loops.push(tokio::spawn(accept(
+            listener,
+            router,
+            limits,
+            graceful.clone(),
+            stopping,
+        )));
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    for accepting in loops {
+        let _ = accepting.await;
+    }
+    // The accept loops have ended and dropped their handles on it.
+    if let Ok(graceful) = Arc::try_unwrap(graceful) {
+        graceful.shutdown().await;
+    }
+    upkeep.abort();
+    drop(watcher);
+    Ok(())
+}
+
+/// Accepts connections on one listener until `stopping` turns true.
+fn accept(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: &crate::config::Limits,
+    graceful: Arc<GracefulShutdown>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> impl Future<Output = ()> + Send + 'static {
     let mut connections = ConnectionBuilder::new(TokioExecutor::new());
     connections
         .http1()
@@ -120,38 +179,32 @@ pub async fn serve(
         .header_read_timeout(limits.request_read_timeout)
         // hyper answers 431 past this; it refuses buffers under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    let app = transport::router(gateway.clone());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors or the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+    async move {
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors or the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = async { let _ = stopping.wait_for(|stop| *stop).await; } => return,
+            };
+            // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
+            let _ = tcp.set_nodelay(true);
+            let service = TowerToHyperService::new(app.clone());
+            let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, "connection ended with an error");
                 }
-            },
-            () = &mut shutdown => break,
-        };
-        // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
-        let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
-        let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
+            });
+        }
     }
-    drop(listener);
-    graceful.shutdown().await;
-    upkeep.abort();
-    drop(watcher);
-    Ok(())
 }
 
 async fn upkeep(gateway: Arc<Gateway>) {
@@ -159,6 +212,7 @@ async fn upkeep(gateway: Arc<Gateway>) {
     loop {
         tick.tick().await;
         gateway.limiter.sweep(Instant::now());
+        gateway.expire_approvals();
         for session in gateway.sessions.end_idle() {
             if session.upstream_id.is_none() {
                 continue;

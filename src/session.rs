@@ -22,6 +22,8 @@ pub struct Session {
     pub upstream_id: Option<HeaderValue>,
     /// The authenticated agent that opened the session; `None` when agents are anonymous.
     pub agent: Option<Arc<str>>,
+    /// The client declared the elicitation capability at initialize.
+    pub elicits: bool,
     last_seen_ms: AtomicU64,
     /// Every tool name the upstream has listed to this session, before filtering: what a policy
     /// change is compared against to tell whether the session's view changed.
@@ -83,6 +85,7 @@ impl SessionStore {
         &self,
         upstream_id: Option<HeaderValue>,
         agent: Option<Arc<str>>,
+        elicits: bool,
     ) -> Result<Arc<Session>, SessionsFull> {
         if self.sessions.len() >= self.max_sessions {
             return Err(SessionsFull(self.max_sessions));
@@ -93,6 +96,7 @@ impl SessionStore {
             id: hex::encode(bytes).into(),
             upstream_id,
             agent,
+            elicits,
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             tools_changed: Notify::new(),
@@ -146,8 +150,8 @@ mod tests {
     #[test]
     fn ids_are_unique_and_unguessable_length() {
         let store = SessionStore::new(10, Duration::from_secs(60));
-        let a = store.open(None, None).unwrap();
-        let b = store.open(None, None).unwrap();
+        let a = store.open(None, None, false).unwrap();
+        let b = store.open(None, None, false).unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(a.id.len(), 32);
         assert!(store.get(&a.id).is_some());
@@ -156,14 +160,14 @@ mod tests {
     #[test]
     fn refuses_sessions_past_the_maximum() {
         let store = SessionStore::new(1, Duration::from_secs(60));
-        store.open(None, None).unwrap();
-        assert!(store.open(None, None).is_err());
+        store.open(None, None, false).unwrap();
+        assert!(store.open(None, None, false).is_err());
     }
 
     #[test]
     fn ended_sessions_are_gone() {
         let store = SessionStore::new(2, Duration::from_secs(60));
-        let a = store.open(None, None).unwrap();
+        let a = store.open(None, None, false).unwrap();
         assert!(store.end(&a.id).is_some());
         assert!(store.get(&a.id).is_none());
     }
@@ -171,7 +175,7 @@ mod tests {
     #[test]
     fn idle_sessions_are_ended_and_fresh_ones_kept() {
         let store = SessionStore::new(2, Duration::ZERO);
-        let a = store.open(None, None).unwrap();
+        let a = store.open(None, None, false).unwrap();
         a.last_seen_ms.store(0, Ordering::Relaxed);
         let store_with_time = SessionStore {
             epoch: Instant::now() - Duration::from_secs(5),

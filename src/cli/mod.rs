@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{GatewayConfig, Limits};
+use crate::config::{ApprovalConfig, GatewayConfig, Limits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -106,6 +106,27 @@ pub struct GatewayOptions {
     /// anonymous (a presented key must still be known).
     #[arg(long, env = "MCPGATE_REQUIRE_AUTH")]
     pub require_auth: bool,
+    /// Bearer token for the admin API and page (/admin): the approval queue. No token, no admin API.
+    #[arg(long, env = "MCPGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Serve /admin on this address instead of on --listen (e.g. an address only reviewers reach).
+    #[arg(long, env = "MCPGATE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Seconds a call under an approval rule is held open waiting for a decision; after that the
+    /// agent is told to repeat the call once it is approved.
+    #[arg(long, env = "MCPGATE_APPROVAL_HOLD", default_value_t = 60)]
+    pub approval_hold: u64,
+    /// POST each new pending approval as JSON to this URL, signed in the X-Mcpgate-Signature
+    /// header (sha256=HMAC of the body under --approval-webhook-secret).
+    #[arg(
+        long,
+        env = "MCPGATE_APPROVAL_WEBHOOK",
+        requires = "approval_webhook_secret"
+    )]
+    pub approval_webhook: Option<reqwest::Url>,
+    /// The shared secret the approval webhook's signature is made with.
+    #[arg(long, env = "MCPGATE_APPROVAL_WEBHOOK_SECRET", hide_env_values = true)]
+    pub approval_webhook_secret: Option<String>,
     /// Append one JSON line per decision to this file.
     #[arg(long, env = "MCPGATE_AUDIT")]
     pub audit: Option<PathBuf>,
@@ -157,6 +178,13 @@ impl GatewayOptions {
             audit_arguments: self.audit_arguments,
             agents: self.agents.clone(),
             require_auth: self.require_auth,
+            approvals: ApprovalConfig {
+                admin_token: self.admin_token.clone(),
+                admin_listen: self.admin_listen,
+                hold: Duration::from_secs(self.approval_hold),
+                webhook: self.approval_webhook.clone(),
+                webhook_secret: self.approval_webhook_secret.clone(),
+            },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_header_bytes: self.max_header_bytes,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -12,7 +12,8 @@ use axum::Router;
 use serde_json::Value;
 
 use super::error::SimulatorError;
-use super::rpc::{self, Incoming, Reply, SUPPORTED_VERSIONS};
+use super::message::{Envelope, Incoming, Params};
+use super::rpc::{self, Reply, SUPPORTED_VERSIONS};
 use super::sessions::Session;
 use super::{sse, Shared, Simulator};
 
@@ -28,65 +29,63 @@ pub fn router(simulator: Simulator) -> Router {
         .with_state(simulator)
 }
 
+/// Bodies above this are refused unread (the largest real MCP request is a few kilobytes).
+const MAX_BODY: usize = 4 << 20;
+
 /// One JSON-RPC message in, one answer out: JSON, SSE, or 202 for what needs no reply.
-async fn post_message(
-    State(simulator): State<Simulator>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn post_message(State(simulator): State<Simulator>, request: Request) -> Response {
     let shared = &simulator.shared;
-    if !origin_is_local(&headers) {
+    // The request is split rather than extracted as a HeaderMap, which would clone the headers.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    if !origin_is_local(headers) {
         return SimulatorError::ForbiddenOrigin.into_response();
     }
-    if !content_is_json(&headers) {
+    if !content_is_json(headers) {
         return SimulatorError::UnsupportedMediaType.into_response();
     }
-    let message: Value = match serde_json::from_slice(&body) {
-        Ok(message) => message,
-        Err(error) => return SimulatorError::Parse(error.to_string()).into_response(),
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return SimulatorError::InvalidRequest("unreadable or oversized body").into_response();
     };
-    shared.record(&message);
-    let incoming = match rpc::classify(&message) {
+    shared.record(&body);
+    let envelope = match Envelope::parse(&body) {
+        Ok(envelope) => envelope,
+        Err(error) => return error.into_response(),
+    };
+    let incoming = match envelope.classify() {
         Ok(incoming) => incoming,
-        Err(error) => return error.into_response_for(id_of(&message)),
+        Err(error) => return error.into_response_for(envelope.id()),
     };
-    let accepts_sse = accepts_event_stream(&headers);
-    if let Incoming::Request {
-        id,
-        method: "initialize",
-        params,
-    } = incoming
-    {
+    let accepts_sse = accepts_event_stream(headers);
+    let (id, method, params) = match incoming {
+        Incoming::Request { id, method, params } => (id, Some(method), params),
+        Incoming::NoReply => (&Value::Null, None, &Params::default()),
+    };
+    if method == Some("initialize") {
         return initialize(shared, id, params, accepts_sse);
     }
-    let id = match incoming {
-        Incoming::Request { id, .. } => id,
-        Incoming::NoReply => &Value::Null,
-    };
-    let session = match established_session(shared, &headers) {
+    let session = match established_session(shared, headers) {
         Ok(session) => session,
         Err(error) => return error.into_response_for(id),
     };
-    match incoming {
-        Incoming::NoReply => StatusCode::ACCEPTED.into_response(),
-        Incoming::Request { id, method, params } => {
-            match rpc::respond(shared, &session, id, method, params) {
-                Ok(reply) => render(shared, &session, reply, accepts_sse),
-                // JSON-RPC errors are responses like any other: same status, same content type.
-                Err(error) if error.status() == StatusCode::OK => render(
-                    shared,
-                    &session,
-                    Reply::Message(error.to_message(id)),
-                    accepts_sse,
-                ),
-                Err(error) => error.into_response_for(id),
-            }
-        }
+    let Some(method) = method else {
+        return StatusCode::ACCEPTED.into_response();
+    };
+    match rpc::respond(shared, &session, id, method, params) {
+        Ok(reply) => render(shared, &session, reply, accepts_sse),
+        // JSON-RPC errors are responses like any other: same status, same content type.
+        Err(error) if error.status() == StatusCode::OK => render(
+            shared,
+            &session,
+            Reply::Message(error.to_message(id)),
+            accepts_sse,
+        ),
+        Err(error) => error.into_response_for(id),
     }
 }
 
 /// Lifecycle: `initialize` opens a session, named in the response's `Mcp-Session-Id`.
-fn initialize(shared: &Shared, id: &Value, params: Option<&Value>, accepts_sse: bool) -> Response {
+fn initialize(shared: &Shared, id: &Value, params: &Params<'_>, accepts_sse: bool) -> Response {
     let result = rpc::initialize(params);
     let session = shared.sessions.open();
     let message = rpc::result_message(id, &serde_json::to_vec(&result).unwrap_or_default());
@@ -175,14 +174,6 @@ async fn delete_session(State(simulator): State<Simulator>, headers: HeaderMap) 
     {
         Ok(true) => StatusCode::OK.into_response(),
         _ => SimulatorError::UnknownSession.into_response(),
-    }
-}
-
-/// The id to answer a refused message with, when it has a usable one.
-fn id_of(message: &Value) -> &Value {
-    match message.get("id") {
-        Some(id) if id.is_string() || id.is_number() => id,
-        _ => &Value::Null,
     }
 }
 

@@ -38,9 +38,9 @@ impl ToolListing {
         Self { pages }
     }
 
-    /// The page a `tools/list` request's params ask for.
-    pub fn page(&self, params: Option<&Value>) -> Result<&[u8], SimulatorError> {
-        let index = match params.and_then(|p| p.get("cursor")) {
+    /// The page a `tools/list` request's `cursor` asks for.
+    pub fn page(&self, cursor: Option<&Value>) -> Result<&[u8], SimulatorError> {
+        let index = match cursor {
             None | Some(Value::Null) => 0,
             Some(Value::String(cursor)) => page_of(cursor)
                 .filter(|&i| i > 0 && i < self.pages.len())
@@ -88,9 +88,9 @@ mod tests {
     fn pages_follow_their_cursors_to_the_end() {
         let listing = ToolListing::new(Some(10));
         let mut names = Vec::new();
-        let mut params = json!({});
+        let mut cursor = None;
         loop {
-            let page = parse(listing.page(Some(&params)).unwrap());
+            let page = parse(listing.page(cursor.as_ref()).unwrap());
             names.extend(
                 page["tools"]
                     .as_array()
@@ -99,7 +99,7 @@ mod tests {
                     .map(|t| t["name"].clone()),
             );
             match page.get("nextCursor") {
-                Some(cursor) => params = json!({"cursor": cursor}),
+                Some(next) => cursor = Some(next.clone()),
                 None => break,
             }
         }
@@ -114,10 +114,10 @@ mod tests {
     fn bad_cursors_are_invalid_params() {
         let listing = ToolListing::new(Some(10));
         for bad in [
-            json!({"cursor": "garbage"}),
-            json!({"cursor": cursor(99)}),
-            json!({"cursor": 3}),
-            json!({"cursor": cursor(0)}),
+            json!("garbage"),
+            json!(cursor(99)),
+            json!(3),
+            json!(cursor(0)),
         ] {
             assert!(
                 matches!(

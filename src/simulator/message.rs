@@ -21,7 +21,7 @@ pub struct Envelope<'a> {
     #[serde(borrow, default)]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    params: Params<'a>,
+    params: Option<Params<'a>>,
     #[serde(default, deserialize_with = "present")]
     result: Option<IgnoredAny>,
     #[serde(default, deserialize_with = "present")]
@@ -55,14 +55,28 @@ impl Params<'_> {
     }
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+const NO_PARAMS: Params<'static> = Params {
+    protocol_version: None,
+    cursor: None,
+    name: None,
+    arguments: None,
+    meta: None,
+};
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(deserializer).map(Some)
 }
 
 /// One incoming message, as far as the server needs to know it.
 #[derive(Debug, Clone, Copy)]
 pub enum Incoming<'a> {
-    Request { id: &'a Value, method: &'a str, params: &'a Params<'a> },
+    Request {
+        id: &'a Value,
+        method: &'a str,
+        params: &'a Params<'a>,
+    },
     /// Notifications and responses: accepted (202) and otherwise ignored.
     NoReply,
 }
@@ -76,7 +90,9 @@ impl<'a> Envelope<'a> {
                 Err(_) => SimulatorError::Parse(error.to_string()),
                 // 2025-06-18 removed JSON-RPC batching; FastMCP never accepted it over HTTP either.
                 Ok(Value::Array(_)) => SimulatorError::InvalidRequest("batches are not supported"),
-                Ok(Value::Object(_)) => SimulatorError::InvalidRequest("malformed JSON-RPC message"),
+                Ok(Value::Object(_)) => {
+                    SimulatorError::InvalidRequest("malformed JSON-RPC message")
+                }
                 Ok(_) => SimulatorError::InvalidRequest("expected a JSON-RPC message object"),
             }
         })
@@ -97,13 +113,23 @@ impl<'a> Envelope<'a> {
         }
         match (&self.method, &self.id) {
             (Some(method), Some(id)) if id.is_string() || id.is_i64() || id.is_u64() => {
-                Ok(Incoming::Request { id, method, params: &self.params })
+                Ok(Incoming::Request {
+                    id,
+                    method,
+                    params: self.params.as_ref().unwrap_or(&NO_PARAMS),
+                })
             }
             // Basic protocol: a request id MUST be a string or integer, never null.
-            (Some(_), Some(_)) => Err(SimulatorError::InvalidRequest("id must be a string or an integer")),
+            (Some(_), Some(_)) => Err(SimulatorError::InvalidRequest(
+                "id must be a string or an integer",
+            )),
             (Some(_), None) => Ok(Incoming::NoReply),
-            (None, Some(_)) if self.result.is_some() || self.error.is_some() => Ok(Incoming::NoReply),
-            _ => Err(SimulatorError::InvalidRequest("not a JSON-RPC request, notification or response")),
+            (None, Some(_)) if self.result.is_some() || self.error.is_some() => {
+                Ok(Incoming::NoReply)
+            }
+            _ => Err(SimulatorError::InvalidRequest(
+                "not a JSON-RPC request, notification or response",
+            )),
         }
     }
 }
@@ -117,7 +143,7 @@ mod tests {
         let body = serde_json::to_vec(message).unwrap();
         let envelope = Envelope::parse(&body)?;
         Ok(match envelope.classify()? {
-            Incoming::Request { method, .. } if method == "ping" => "ping",
+            Incoming::Request { method: "ping", .. } => "ping",
             Incoming::Request { .. } => "request",
             Incoming::NoReply => "no reply",
         })
@@ -125,10 +151,22 @@ mod tests {
 
     #[test]
     fn messages_are_sorted_by_shape() {
-        assert_eq!(classify(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})), Ok("ping"));
-        assert_eq!(classify(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})), Ok("no reply"));
-        assert_eq!(classify(&json!({"jsonrpc": "2.0", "id": "s-1", "result": {}})), Ok("no reply"));
-        assert_eq!(classify(&json!({"jsonrpc": "2.0", "id": 2, "error": {"code": 1, "message": "x"}})), Ok("no reply"));
+        assert_eq!(
+            classify(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})),
+            Ok("ping")
+        );
+        assert_eq!(
+            classify(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+            Ok("no reply")
+        );
+        assert_eq!(
+            classify(&json!({"jsonrpc": "2.0", "id": "s-1", "result": {}})),
+            Ok("no reply")
+        );
+        assert_eq!(
+            classify(&json!({"jsonrpc": "2.0", "id": 2, "error": {"code": 1, "message": "x"}})),
+            Ok("no reply")
+        );
     }
 
     #[test]
@@ -143,9 +181,15 @@ mod tests {
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": [1]}),
             json!({"jsonrpc": "2.0"}),
         ] {
-            assert!(matches!(classify(&bad), Err(SimulatorError::InvalidRequest(_))), "{bad}");
+            assert!(
+                matches!(classify(&bad), Err(SimulatorError::InvalidRequest(_))),
+                "{bad}"
+            );
         }
-        assert!(matches!(Envelope::parse(b"{\"jsonrpc\":"), Err(SimulatorError::Parse(_))));
+        assert!(matches!(
+            Envelope::parse(b"{\"jsonrpc\":"),
+            Err(SimulatorError::Parse(_))
+        ));
     }
 
     #[test]
@@ -153,7 +197,9 @@ mod tests {
         let body = br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":
             {"name":"get_price","arguments":{"symbol":"BTCUSDT"},"_meta":{"progressToken":5},"extra":[1,{"x":2}]}}"#;
         let envelope = Envelope::parse(body).unwrap();
-        let Ok(Incoming::Request { id, params, .. }) = envelope.classify() else { panic!("not a request") };
+        let Ok(Incoming::Request { id, params, .. }) = envelope.classify() else {
+            panic!("not a request")
+        };
         assert_eq!(id, "a");
         assert_eq!(params.name, Some(json!("get_price")));
         assert_eq!(params.arguments, Some(json!({"symbol": "BTCUSDT"})));
@@ -161,14 +207,29 @@ mod tests {
 
         let odd = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5,"_meta":{"progressToken":null}}}"#;
         let envelope = Envelope::parse(odd).unwrap();
-        assert_eq!(envelope.params.name, Some(json!(5)));
-        assert_eq!(envelope.params.progress_token(), None);
+        let Ok(Incoming::Request { params, .. }) = envelope.classify() else {
+            panic!("not a request")
+        };
+        assert_eq!(params.name, Some(json!(5)));
+        assert_eq!(params.progress_token(), None);
+
+        let null = br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#;
+        assert!(matches!(
+            Envelope::parse(null).unwrap().classify(),
+            Ok(Incoming::Request { .. })
+        ));
     }
 
     #[test]
     fn escaped_strings_are_read_too() {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/list"}"#;
         let envelope = Envelope::parse(body).unwrap();
-        assert!(matches!(envelope.classify(), Ok(Incoming::Request { method: "tools/list", .. })));
+        assert!(matches!(
+            envelope.classify(),
+            Ok(Incoming::Request {
+                method: "tools/list",
+                ..
+            })
+        ));
     }
 }

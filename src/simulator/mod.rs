@@ -5,8 +5,9 @@
 //! client can tell (tool list, answer shapes, error texts, sessions, SSE, progress) and fast on
 //! the call path. See `README.md` beside this file for what was chosen and why.
 //!
-//! The data path reads: [`http`] (headers, status, JSON or SSE) → [`rpc`] (JSON-RPC methods) →
-//! [`arguments`] (schema check) → [`tools`] → [`market`] / [`streams`].
+//! The data path reads: [`http`] (headers, status, JSON or SSE) → [`message`] (the JSON-RPC
+//! envelope) → [`rpc`] (methods) → [`arguments`] (schema check) → [`tools`] → [`market`] /
+//! [`streams`].
 
 mod arguments;
 mod catalogue;
@@ -14,6 +15,8 @@ mod error;
 mod http;
 mod listing;
 mod market;
+mod message;
+mod outcome;
 mod rpc;
 mod sessions;
 mod sse;
@@ -79,9 +82,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn record(&self, message: &Value) {
+    /// Keeps a received body when recording. Only JSON is kept: what did not parse never
+    /// reached the server as a message.
+    fn record(&self, body: &[u8]) {
         if self.options.record {
-            lock(&self.received).push(message.clone());
+            if let Ok(message) = serde_json::from_slice(body) {
+                lock(&self.received).push(message);
+            }
         }
     }
 }

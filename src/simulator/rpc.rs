@@ -1,9 +1,7 @@
-//! JSON-RPC over the simulated server: sorting incoming messages, and answering `initialize`,
-//! `ping`, `tools/list` and `tools/call`.
+//! JSON-RPC methods of the simulated server: `initialize`, `ping`, `tools/list` and `tools/call`.
 //!
-//! Messages stay `serde_json::Value`; only the fields a decision needs are read. Answers are
-//! built as bytes around the request's `id`, so precomputed results (the tool list) are copied,
-//! not re-serialised.
+//! Answers are built as bytes around the request's `id`, so precomputed results (the tool list)
+//! are copied and tool results written once, never re-serialised.
 
 use std::sync::atomic::Ordering;
 
@@ -12,8 +10,10 @@ use serde_json::{json, Value};
 use super::arguments::Arguments;
 use super::catalogue::{catalogue, index_of};
 use super::error::SimulatorError;
+use super::message::Params;
+use super::outcome::ToolOutcome;
 use super::sessions::Session;
-use super::tools::{self, ToolOutcome};
+use super::tools;
 use super::Shared;
 
 /// Protocol revisions this server speaks, oldest first.
@@ -21,56 +21,6 @@ pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-
 pub const LATEST_VERSION: &str = "2025-11-25";
 
 pub const SERVER_NAME: &str = "binance-mcp-simulator";
-
-/// One incoming JSON-RPC message, as far as the server needs to know it.
-#[derive(Debug, Clone, Copy)]
-pub enum Incoming<'a> {
-    Request {
-        id: &'a Value,
-        method: &'a str,
-        params: Option<&'a Value>,
-    },
-    /// Notifications and responses: accepted (202) and otherwise ignored.
-    NoReply,
-}
-
-/// Sorts a parsed body into a request or something that needs no reply.
-pub fn classify(message: &Value) -> Result<Incoming<'_>, SimulatorError> {
-    let object = match message {
-        Value::Object(object) => object,
-        // 2025-06-18 removed JSON-RPC batching; FastMCP never accepted it over HTTP either.
-        Value::Array(_) => return Err(SimulatorError::InvalidRequest("batches are not supported")),
-        _ => {
-            return Err(SimulatorError::InvalidRequest(
-                "expected a JSON-RPC message object",
-            ))
-        }
-    };
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(SimulatorError::InvalidRequest("jsonrpc must be \"2.0\""));
-    }
-    let id = object.get("id");
-    match (object.get("method"), id) {
-        (Some(Value::String(method)), Some(id)) if id.is_string() || id.is_i64() || id.is_u64() => {
-            Ok(Incoming::Request {
-                id,
-                method,
-                params: object.get("params"),
-            })
-        }
-        // Basic protocol: a request id MUST be a string or integer, never null.
-        (Some(Value::String(_)), Some(_)) => Err(SimulatorError::InvalidRequest(
-            "id must be a string or an integer",
-        )),
-        (Some(Value::String(_)), None) => Ok(Incoming::NoReply),
-        (None, Some(_)) if object.contains_key("result") || object.contains_key("error") => {
-            Ok(Incoming::NoReply)
-        }
-        _ => Err(SimulatorError::InvalidRequest(
-            "not a JSON-RPC request, notification or response",
-        )),
-    }
-}
 
 /// What a request gets back.
 #[derive(Debug)]
@@ -83,10 +33,8 @@ pub enum Reply {
 
 /// The result for `initialize`. Lifecycle: the negotiated version is the client's when we
 /// support it, else our latest.
-pub fn initialize(params: Option<&Value>) -> Value {
-    let requested = params
-        .and_then(|p| p.get("protocolVersion"))
-        .and_then(Value::as_str);
+pub fn initialize(params: &Params<'_>) -> Value {
+    let requested = params.protocol_version.as_deref();
     let version = SUPPORTED_VERSIONS
         .into_iter()
         .find(|v| Some(*v) == requested)
@@ -106,14 +54,14 @@ pub fn respond(
     session: &Session,
     id: &Value,
     method: &str,
-    params: Option<&Value>,
+    params: &Params<'_>,
 ) -> Result<Reply, SimulatorError> {
     match method {
         "ping" => Ok(Reply::Message(result_message(id, b"{}"))),
-        "tools/list" => Ok(Reply::Message(result_message(
-            id,
-            shared.listing.page(params)?,
-        ))),
+        "tools/list" => {
+            let page = shared.listing.page(params.cursor.as_ref())?;
+            Ok(Reply::Message(result_message(id, page)))
+        }
         "tools/call" => call_tool(shared, session, id, params),
         _ => Err(SimulatorError::MethodNotFound(method.to_owned())),
     }
@@ -123,13 +71,11 @@ fn call_tool(
     shared: &Shared,
     session: &Session,
     id: &Value,
-    params: Option<&Value>,
+    params: &Params<'_>,
 ) -> Result<Reply, SimulatorError> {
-    let params = params.and_then(Value::as_object).ok_or_else(|| {
-        SimulatorError::InvalidParams("tools/call needs params with a tool name".into())
-    })?;
     let name = params
-        .get("name")
+        .name
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or_else(|| SimulatorError::InvalidParams("tools/call needs a tool name".into()))?;
     // Tools spec: an unknown tool is a protocol error (-32602), not a tool error.
@@ -137,7 +83,7 @@ fn call_tool(
         .ok_or_else(|| SimulatorError::InvalidParams(format!("Unknown tool: {name}")))?;
     shared.calls[index].fetch_add(1, Ordering::Relaxed);
     let tool = &catalogue()[index];
-    let given = match params.get("arguments") {
+    let given = match &params.arguments {
         None | Some(Value::Null) => None,
         Some(Value::Object(arguments)) => Some(arguments),
         Some(_) => {
@@ -150,13 +96,8 @@ fn call_tool(
         Ok(arguments) => tools::call(tool, &arguments, session),
         Err(validation) => ToolOutcome::Failure(validation),
     };
-    let response = result_message(id, &outcome.to_result(name));
-    // Progress utility: a progress token is a string or an integer.
-    let token = params
-        .get("_meta")
-        .and_then(|meta| meta.get("progressToken"))
-        .filter(|token| token.is_string() || token.is_i64() || token.is_u64());
-    Ok(match token {
+    let response = response(id, |out| outcome.write_result(name, out));
+    Ok(match params.progress_token() {
         Some(token) if tools::is_slow(name) => Reply::Progressive {
             token: token.clone(),
             response,
@@ -167,12 +108,18 @@ fn call_tool(
 
 /// `{"jsonrpc":"2.0","id":<id>,"result":<result>}` around an already serialised result.
 pub fn result_message(id: &Value, result: &[u8]) -> Vec<u8> {
-    let id = serde_json::to_vec(id).unwrap_or_else(|_| b"null".to_vec());
-    let mut message = Vec::with_capacity(result.len() + id.len() + 36);
+    response(id, |out| out.extend_from_slice(result))
+}
+
+/// A response to `id` whose result `write_result` appends.
+fn response(id: &Value, write_result: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut message = Vec::with_capacity(128);
     message.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    message.extend_from_slice(&id);
+    if serde_json::to_writer(&mut message, id).is_err() {
+        message.extend_from_slice(b"null");
+    }
     message.extend_from_slice(b",\"result\":");
-    message.extend_from_slice(result);
+    write_result(&mut message);
     message.push(b'}');
     message
 }
@@ -182,42 +129,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_are_sorted_by_shape() {
-        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
-        assert!(matches!(
-            classify(&request),
-            Ok(Incoming::Request { method: "ping", .. })
-        ));
-        let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        assert!(matches!(classify(&notification), Ok(Incoming::NoReply)));
-        let response = json!({"jsonrpc": "2.0", "id": "s-1", "result": {}});
-        assert!(matches!(classify(&response), Ok(Incoming::NoReply)));
-        for bad in [
-            json!([request]),
-            json!("ping"),
-            json!({"id": 1, "method": "ping"}),
-            json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
-            json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
-            json!({"jsonrpc": "2.0"}),
-        ] {
-            assert!(
-                matches!(classify(&bad), Err(SimulatorError::InvalidRequest(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
     fn version_negotiation_echoes_supported_versions() {
         for version in SUPPORTED_VERSIONS {
-            let result = initialize(Some(&json!({"protocolVersion": version})));
-            assert_eq!(result["protocolVersion"], version);
+            let params = Params {
+                protocol_version: Some(version.into()),
+                ..Params::default()
+            };
+            assert_eq!(initialize(&params)["protocolVersion"], version);
         }
+        let old = Params {
+            protocol_version: Some("2024-11-05".into()),
+            ..Params::default()
+        };
+        assert_eq!(initialize(&old)["protocolVersion"], LATEST_VERSION);
         assert_eq!(
-            initialize(Some(&json!({"protocolVersion": "2024-11-05"})))["protocolVersion"],
+            initialize(&Params::default())["protocolVersion"],
             LATEST_VERSION
         );
-        assert_eq!(initialize(None)["protocolVersion"], LATEST_VERSION);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! a call only takes a shard's read lock, long enough to clone an `Arc`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -36,7 +37,7 @@ impl Session {
 
 #[derive(Debug)]
 pub struct Sessions {
-    shards: Vec<RwLock<HashMap<u128, Arc<Session>>>>,
+    shards: Vec<RwLock<Shard>>,
     open: AtomicUsize,
 }
 
@@ -85,21 +86,48 @@ impl Sessions {
         self.open.load(Ordering::Relaxed)
     }
 
-    fn shard(&self, id: u128) -> &RwLock<HashMap<u128, Arc<Session>>> {
+    fn shard(&self, id: u128) -> &RwLock<Shard> {
         &self.shards[(id as usize) % SHARDS]
+    }
+}
+
+type Shard = HashMap<u128, Arc<Session>, BuildHasherDefault<IdHasher>>;
+
+/// Session ids are random and chosen by the server, so their bits already make a good hash and
+/// nobody can aim collisions at a shard. The low bits pick the shard, so the map hashes the high.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = (id >> 64) as u64;
     }
 }
 
 /// Only the exact form we hand out (32 lowercase hex digits) names a session, so two spellings
 /// can never reach the same one.
 fn parse_id(header: &str) -> Option<u128> {
-    let canonical = header.len() == 32
-        && header
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    canonical
-        .then(|| u128::from_str_radix(header, 16).ok())
-        .flatten()
+    if header.len() != 32 {
+        return None;
+    }
+    header.bytes().try_fold(0u128, |id, byte| {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        Some(id << 4 | u128::from(digit))
+    })
 }
 
 // A poisoned lock only means another request panicked mid-update of a map insert/remove, which
@@ -142,6 +170,15 @@ mod tests {
         assert!(sessions.get(&format!("+{}", &header[1..])).is_none());
         assert!(sessions.get("not-a-session").is_none());
         assert!(sessions.get("").is_none());
+    }
+
+    #[test]
+    fn header_value_parses_back_to_the_id() {
+        let sessions = Sessions::default();
+        let session = sessions.open();
+        assert_eq!(parse_id(&session.header_value()), Some(session.id));
+        assert_eq!(parse_id("000000000000000000000000000000ff"), Some(255));
+        assert_eq!(parse_id("000000000000000000000000000000FF"), None);
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! The 29 tools: each one's simulated Binance call, and its answer in FastMCP's shape.
+//! The 29 tools: each one's simulated Binance call.
 //!
 //! The real server's tools call Binance and raise `RuntimeError(f"Error fetching ...: HTTP
 //! {status} - {body}")` on failure; FastMCP turns that into an `isError` result reading
 //! `Error executing tool <name>: <message>`. The texts below keep those phrases, Binance's error
 //! body included, so a client (or a policy) sees what it would see against the real server.
 
-use std::borrow::Cow;
 use std::sync::{MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,44 +13,9 @@ use serde_json::{json, Value};
 use super::arguments::Arguments;
 use super::catalogue::CatalogueTool;
 use super::market::{self, BinanceError, Symbol, TickerType};
+use super::outcome::ToolOutcome;
 use super::sessions::Session;
 use super::streams::{StreamAnswer, StreamKind, Subscriptions};
-
-/// What a tool call produced.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ToolOutcome {
-    /// The tool's return value, sent as its JSON text.
-    Data(Value),
-    /// A return value already rendered (large answers that never change).
-    Text(&'static str),
-    /// An exception in the real server: `isError`, text prefixed with the tool's name.
-    Failure(String),
-    /// A refusal the real server returns as a normal dict (`{"status": "error", ...}`); sent
-    /// with `isError: true` here so that clients and policies can tell.
-    Refusal(Value),
-}
-
-impl ToolOutcome {
-    /// The `tools/call` result: one text content (FastMCP sends the return value as JSON text,
-    /// indented by 2) and `isError`.
-    pub fn to_result(&self, tool: &str) -> Vec<u8> {
-        let (text, is_error): (Cow<'_, str>, bool) = match self {
-            Self::Data(value) => (pretty(value).into(), false),
-            Self::Text(text) => ((*text).into(), false),
-            Self::Failure(message) => (
-                format!("Error executing tool {tool}: {message}").into(),
-                true,
-            ),
-            Self::Refusal(value) => (pretty(value).into(), true),
-        };
-        let result = json!({"content": [{"type": "text", "text": text}], "isError": is_error});
-        serde_json::to_vec(&result).unwrap_or_default()
-    }
-}
-
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
 
 /// Tools that fetch the whole exchange and take a while on the real server: the ones that report
 /// progress when the client asks for it.
@@ -199,7 +163,7 @@ fn streams(session: &Session) -> MutexGuard<'_, Subscriptions> {
 
 fn exchange_info_text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| pretty(market::exchange_info()))
+    TEXT.get_or_init(|| serde_json::to_string_pretty(market::exchange_info()).unwrap_or_default())
 }
 
 fn now_ms() -> u64 {
@@ -223,7 +187,9 @@ mod tests {
     }
 
     fn result(outcome: &ToolOutcome, tool: &str) -> Value {
-        serde_json::from_slice(&outcome.to_result(tool)).unwrap()
+        let mut out = Vec::new();
+        outcome.write_result(tool, &mut out);
+        serde_json::from_slice(&out).unwrap()
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub enum GatewayError {
     GetNotSupported,
     #[error("{0}")]
     Unauthorized(#[from] crate::auth::AuthError),
+    #[error("this answer matches no approval question this session was asked: {0}")]
+    UnknownElicitation(String),
     #[error("too many requests in flight for this agent (at most {0}, --max-in-flight-per-agent); wait for answers before sending more")]
     TooManyInFlight(usize),
     #[error("the request body did not arrive within {0} s (--request-read-timeout-secs)")]
@@ -69,6 +71,7 @@ impl GatewayError {
             | Self::MissingSession
             | Self::UnsupportedProtocolVersion { .. }
             | Self::BatchNotAllowed(_)
+            | Self::UnknownElicitation(_)
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -98,6 +101,7 @@ impl GatewayError {
             | Self::PayloadTooLarge { .. }
             | Self::BodyRead(_)
             | Self::BodyTimeout(_)
+            | Self::UnknownElicitation(_)
             | Self::GetNotSupported => code::INVALID_REQUEST,
             Self::Unauthorized(_) => code::UNAUTHORIZED,
             Self::TooManyInFlight(_) => code::OVERLOADED,

@@ -3,6 +3,7 @@
 mod caller;
 pub mod error;
 pub mod headers;
+mod held;
 pub mod message;
 mod post;
 pub mod relay;
@@ -20,7 +21,11 @@ use axum::Router;
 use crate::gateway::Gateway;
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let admin = match gateway.config.approvals.admin_listen {
+        None => crate::admin::router(gateway.clone()),
+        Some(_) => None,
+    };
+    let mcp = Router::new()
         .route(
             "/mcp",
             post(post::post)
@@ -29,7 +34,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(gateway)
+        .with_state(gateway);
+    match admin {
+        Some(admin) => mcp.merge(admin),
+        None => mcp,
+    }
 }
 
 /// Ready while the upstream answers HTTP: an ingress stops routing to a replica that cannot

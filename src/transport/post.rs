@@ -16,10 +16,11 @@ use serde_json::Value;
 use super::caller;
 use super::error::GatewayError;
 use super::headers::{self, AnswerFormat, SESSION_ID};
+use super::held;
 use super::message::{self, Kind, Message};
 use super::relay::{self, ToolsFilter};
 use super::version;
-use crate::gateway::{Gateway, Pass, Verdict};
+use crate::gateway::{Gateway, Pass, Refusal, Verdict};
 use crate::session::Session;
 use crate::upstream::{Placement, Reply};
 
@@ -114,7 +115,7 @@ async fn initialize(
     };
     let session = gateway
         .sessions
-        .open(upstream_id, agent)
+        .open(upstream_id, agent, declares_elicitation(&message))
         .map_err(|full| GatewayError::TooManySessions(full.0))?;
     let record = gateway.audit_record(&session, &message, "allow", Some("lifecycle"), None);
     log_audit_failure(gateway.record(&record));
@@ -122,6 +123,15 @@ async fn initialize(
     let id = HeaderValue::from_str(&session.id).expect("hex session ids are valid header values");
     response.headers_mut().insert(SESSION_ID, id);
     Ok(response)
+}
+
+/// Lifecycle spec: the client lists its capabilities in initialize; elicitation is one.
+fn declares_elicitation(initialize: &Message) -> bool {
+    initialize
+        .params()
+        .and_then(|p| p.get("capabilities"))
+        .and_then(|c| c.get("elicitation"))
+        .is_some_and(|e| !e.is_null())
 }
 
 /// What one message came to: a response to send, or (in a batch) a JSON value to gather.
@@ -133,29 +143,54 @@ async fn exchange(
     format: AnswerFormat,
 ) -> Response {
     let started = Instant::now();
-    let pass = match gateway.police(session, &message) {
-        Verdict::Pass(pass) => pass,
-        Verdict::Refuse(refusal) => {
-            let mut record = gateway.audit_record(
-                session,
-                &message,
-                refusal.decision,
-                refusal.rule.as_deref(),
-                Some(&refusal.reason),
-            );
-            record.latency = Some(started.elapsed());
-            log_audit_failure(gateway.record(&record));
-            return match message.kind {
-                // Transports spec: input the server cannot accept gets an HTTP error status.
-                Kind::Notification { .. } | Kind::Response => {
-                    (StatusCode::FORBIDDEN, axum::Json(refusal.answer)).into_response()
-                }
-                Kind::Request { .. } => {
-                    (StatusCode::OK, axum::Json(refusal.answer)).into_response()
-                }
-            };
+    if held::is_elicitation_answer(&message) {
+        return held::take_elicitation_answer(gateway, session, &message);
+    }
+    match gateway.police(session, &message) {
+        Verdict::Pass(pass) => {
+            let reply = forward(gateway, session, version, &message, pass, started).await;
+            relay_reply(gateway, Some(session), &message, reply, format).await
         }
-    };
+        Verdict::Refuse(refusal) => refuse(gateway, session, &message, refusal, started),
+        Verdict::Hold(hold) => held::hold(gateway, session, version, message, format, hold).await,
+    }
+}
+
+pub(super) fn refuse(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Message,
+    refusal: Refusal,
+    started: Instant,
+) -> Response {
+    let mut record = gateway.audit_record(
+        session,
+        message,
+        refusal.decision,
+        refusal.rule.as_deref(),
+        Some(&refusal.reason),
+    );
+    record.latency = Some(started.elapsed());
+    log_audit_failure(gateway.record(&record));
+    match message.kind {
+        // Transports spec: input the server cannot accept gets an HTTP error status.
+        Kind::Notification { .. } | Kind::Response => {
+            (StatusCode::FORBIDDEN, axum::Json(refusal.answer)).into_response()
+        }
+        Kind::Request { .. } => (StatusCode::OK, axum::Json(refusal.answer)).into_response(),
+    }
+}
+
+/// Sends a message the policy let through, audits the outcome, and gives the rate-limit units
+/// back if the upstream failed to take it.
+pub(super) async fn forward(
+    gateway: &Gateway,
+    session: &Session,
+    version: &str,
+    message: &Message,
+    pass: Pass,
+    started: Instant,
+) -> Result<Reply, GatewayError> {
     let placement = Placement {
         session_id: session.upstream_id.as_ref(),
         protocol_version: Some(version),
@@ -168,14 +203,12 @@ async fn exchange(
         Ok(Reply::Stream { .. }) => (Some(200), "allow"),
         Err(_) => (None, "upstream_error"),
     };
-    let mut record = gateway.audit_record(session, &message, decision, pass.rule.as_deref(), None);
+    let mut record = gateway.audit_record(session, message, decision, pass.rule.as_deref(), None);
     record.upstream_status = status;
     record.latency = Some(started.elapsed());
     log_audit_failure(gateway.record(&record));
     if reply.is_err() || status.is_some_and(|s| s >= 500) {
         gateway.refund(pass);
-    } else {
-        drop::<Pass>(pass);
     }
     if let Ok(Reply::Json { status, .. }) = &reply {
         if *status == StatusCode::NOT_FOUND {
@@ -183,17 +216,10 @@ async fn exchange(
             gateway.sessions.end(&session.id);
         }
     }
-    relay_reply(
-        gateway,
-        Some(session),
-        &message,
-        reply.map_err(GatewayError::Upstream),
-        format,
-    )
-    .await
+    reply.map_err(GatewayError::Upstream)
 }
 
-async fn relay_reply(
+pub(super) async fn relay_reply(
     gateway: &Arc<Gateway>,
     session: Option<&Arc<Session>>,
     message: &Message,
@@ -266,7 +292,7 @@ async fn batch(
     }
 }
 
-fn log_audit_failure(result: std::io::Result<()>) {
+pub(super) fn log_audit_failure(result: std::io::Result<()>) {
     if let Err(err) = result {
         tracing::error!(error = %err, "could not write the audit log");
     }

@@ -114,7 +114,11 @@ where
         .into_response()
 }
 
-fn to_client_event(event: SseEvent, id: Option<&Value>, filter: Option<&ToolsFilter>) -> Event {
+pub(super) fn to_client_event(
+    event: SseEvent,
+    id: Option<&Value>,
+    filter: Option<&ToolsFilter>,
+) -> Event {
     let data = match (filter, id) {
         (Some(filter), Some(id)) if is_answer_to(&event.data, id) => {
             match filter.apply(event.data.as_bytes()) {

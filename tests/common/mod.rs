@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcpgate::config::{GatewayConfig, Limits};
+use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits};
 use mcpgate::gateway::Gateway;
 use mcpgate::simulator::{Simulator, SimulatorOptions};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 pub const SESSION: &str = "mcp-session-id";
 pub const VERSION: &str = "2025-06-18";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 /// A policy that allows everything: for tests about the transport, not the rules.
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
@@ -48,6 +49,7 @@ pub struct Setup {
     pub allowed_origins: Vec<String>,
     pub agents: Vec<String>,
     pub require_auth: bool,
+    pub approvals: ApprovalConfig,
     /// Put the gateway in front of this URL instead of a fresh simulator.
     pub upstream: Option<String>,
 }
@@ -66,6 +68,11 @@ impl Default for Setup {
             allowed_origins: Vec::new(),
             agents: Vec::new(),
             require_auth: false,
+            approvals: ApprovalConfig {
+                admin_token: Some(ADMIN_TOKEN.into()),
+                hold: Duration::from_secs(30),
+                ..ApprovalConfig::default()
+            },
             upstream: None,
         }
     }
@@ -104,6 +111,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         audit_arguments: setup.audit_arguments,
         agents: setup.agents,
         require_auth: setup.require_auth,
+        approvals: setup.approvals,
         limits: setup.limits,
     };
     let gateway = mcpgate::server::build(config).unwrap();
@@ -329,4 +337,35 @@ pub fn sse_messages(text: &str) -> Vec<Value> {
 
 fn last_sse_message(text: &str) -> Value {
     sse_messages(text).pop().unwrap_or(Value::Null)
+}
+
+/// Reads an SSE response message by message, as the events arrive.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next JSON message, or `None` when the stream ends.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                if let Some(message) = sse_messages(&event).pop() {
+                    return Some(message);
+                }
+                continue;
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
 }

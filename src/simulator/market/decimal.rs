@@ -36,13 +36,33 @@ impl Decimal {
         Value::from(self.to_f64())
     }
 
-    /// As Binance's REST API writes it: `"65000.12000000"`.
+    /// As Binance's REST API writes it: `"65000.12000000"`. Written by hand: books and tickers
+    /// print thousands of these per call, and `format!` was most of their cost.
     pub fn binance(self) -> String {
         let units = self.rescale(BINANCE_SCALE).units;
-        let sign = if units < 0 { "-" } else { "" };
-        let magnitude = units.unsigned_abs();
-        let one = pow10(BINANCE_SCALE) as u64;
-        format!("{sign}{}.{:08}", magnitude / one, magnitude % one)
+        let mut magnitude = units.unsigned_abs();
+        // Longest: "-" + 11 integer digits of u64::MAX / 1e8 + "." + 8 decimals.
+        let mut digits = [0u8; 21];
+        let mut start = digits.len();
+        for position in 0.. {
+            if position == BINANCE_SCALE {
+                start -= 1;
+                digits[start] = b'.';
+            }
+            start -= 1;
+            digits[start] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            if magnitude == 0 && position >= BINANCE_SCALE {
+                break;
+            }
+        }
+        let mut text = String::with_capacity(digits.len() - start + 1);
+        if units < 0 {
+            text.push('-');
+        }
+        // Only ASCII digits and '.' were written.
+        text.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+        text
     }
 
     pub fn binance_json(self) -> Value {
@@ -105,6 +125,10 @@ mod tests {
         assert_eq!(Decimal::new(6_500_000, 2).json().to_string(), "65000.0");
         assert_eq!(Decimal::new(23_412, 7).binance(), "0.00234120");
         assert_eq!(Decimal::new(-1_234, 3).binance(), "-1.23400000");
+        assert_eq!(Decimal::new(0, 2).binance(), "0.00000000");
+        assert_eq!(Decimal::new(7, 8).binance(), "0.00000007");
+        assert_eq!(Decimal::new(i64::MAX, 8).binance(), "92233720368.54775807");
+        assert_eq!(Decimal::new(i64::MIN, 8).binance(), "-92233720368.54775808");
     }
 
     #[test]

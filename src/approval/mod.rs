@@ -1,0 +1,359 @@
+//! Human approval: the queue of calls waiting for a person's yes or no.
+//!
+//! An approval is bound to a fingerprint of exactly one call (who asks, which tool, the canonical
+//! arguments), is used at most once, and expires. A yes therefore authorises that call and
+//! nothing else: other arguments, another agent or a second identical call each need their own.
+//! See README.md beside this file for the flow through the gateway.
+
+pub mod fingerprint;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+pub use fingerprint::Fingerprint;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    /// Approved, and the call it authorised has been made.
+    Used,
+}
+
+/// One call waiting for (or given) a decision, as reviewers and the admin API see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    pub id: String,
+    pub status: Status,
+    pub agent: Option<String>,
+    pub session: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub rule: String,
+    pub reason: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<String>,
+    #[serde(skip)]
+    fingerprint: Fingerprint,
+    #[serde(skip)]
+    expires: Instant,
+    /// The call's user was asked with `elicitation/create` on the held stream.
+    #[serde(skip)]
+    elicited: bool,
+}
+
+/// What a call under an approval rule asks for.
+pub struct Ask<'a> {
+    pub agent: Option<&'a str>,
+    pub session: &'a str,
+    pub tool: &'a str,
+    pub arguments: &'a Value,
+    pub rule: &'a str,
+    pub reason: &'a str,
+    pub timeout: Duration,
+}
+
+/// The answer to an [`Ask`].
+pub enum Ticket {
+    /// An approval for exactly this call was granted earlier and is now used up by it.
+    Granted(Approval),
+    /// Waiting for a decision; `created` is false when an identical call was already pending.
+    Waiting {
+        approval: Approval,
+        created: bool,
+        decided: watch::Receiver<Status>,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecideError {
+    #[error("no approval {0}")]
+    NotFound(String),
+    #[error("approval {id} is already {status:?}; only pending approvals can be decided")]
+    NotPending { id: String, status: Status },
+    #[error("approval {0} was not asked of this session")]
+    NotAsked(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UseError {
+    #[error("approval {0} was not granted")]
+    NotGranted(String),
+    #[error("approval {0} expired before it was used")]
+    Expired(String),
+}
+
+struct Entry {
+    approval: Approval,
+    decided: watch::Sender<Status>,
+}
+
+pub struct Approvals {
+    entries: Mutex<HashMap<String, Entry>>,
+    changes: broadcast::Sender<Approval>,
+    /// Decided approvals are kept this long for reviewers to see, then forgotten.
+    keep_decided: Duration,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            changes: broadcast::Sender::new(256),
+            keep_decided: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Approvals {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue changes (created, decided, used, expired), for the admin page's live view.
+    pub fn subscribe(&self) -> broadcast::Receiver<Approval> {
+        self.changes.subscribe()
+    }
+
+    fn publish(&self, approval: &Approval) {
+        let _ = self.changes.send(approval.clone());
+    }
+
+    /// Looks for a granted or pending approval of exactly this call; queues one if there is none.
+    pub fn request(&self, ask: &Ask<'_>, now: Instant) -> Ticket {
+        let fingerprint = Fingerprint::of(ask.agent, ask.session, ask.tool, ask.arguments);
+        let mut entries = self.entries();
+        let mut found: Option<String> = None;
+        for entry in entries.values() {
+            let a = &entry.approval;
+            if a.fingerprint == fingerprint
+                && a.expires > now
+                && matches!(a.status, Status::Approved | Status::Pending)
+            {
+                found = Some(a.id.clone());
+                if a.status == Status::Approved {
+                    break;
+                }
+            }
+        }
+        if let Some(entry) = found.and_then(|id| entries.get_mut(&id)) {
+            if entry.approval.status == Status::Approved {
+                entry.approval.status = Status::Used;
+                entry.decided.send_replace(Status::Used);
+                let approval = entry.approval.clone();
+                drop(entries);
+                self.publish(&approval);
+                return Ticket::Granted(approval);
+            }
+            return Ticket::Waiting {
+                approval: entry.approval.clone(),
+                created: false,
+                decided: entry.decided.subscribe(),
+            };
+        }
+        let approval = Approval {
+            id: new_id(),
+            status: Status::Pending,
+            agent: ask.agent.map(str::to_owned),
+            session: ask.session.to_owned(),
+            tool: ask.tool.to_owned(),
+            arguments: ask.arguments.clone(),
+            rule: ask.rule.to_owned(),
+            reason: ask.reason.to_owned(),
+            created_at: timestamp(SystemTime::now()),
+            expires_at: timestamp(SystemTime::now() + ask.timeout),
+            decided_by: None,
+            decision_reason: None,
+            decided_at: None,
+            fingerprint,
+            expires: now + ask.timeout,
+            elicited: false,
+        };
+        let (decided, receiver) = watch::channel(Status::Pending);
+        entries.insert(
+            approval.id.clone(),
+            Entry {
+                approval: approval.clone(),
+                decided,
+            },
+        );
+        drop(entries);
+        self.publish(&approval);
+        Ticket::Waiting {
+            approval,
+            created: true,
+            decided: receiver,
+        }
+    }
+
+    /// A reviewer's yes or no.
+    pub fn decide(
+        &self,
+        id: &str,
+        approve: bool,
+        by: &str,
+        reason: Option<String>,
+        now: Instant,
+    ) -> Result<Approval, DecideError> {
+        let mut entries = self.entries();
+        let entry = entries
+            .get_mut(id)
+            .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
+        if entry.approval.status == Status::Pending && entry.approval.expires <= now {
+            expire(entry);
+        }
+        if entry.approval.status != Status::Pending {
+            return Err(DecideError::NotPending {
+                id: id.to_owned(),
+                status: entry.approval.status,
+            });
+        }
+        let status = if approve {
+            Status::Approved
+        } else {
+            Status::Rejected
+        };
+        entry.approval.status = status;
+        entry.approval.decided_by = Some(by.to_owned());
+        entry.approval.decision_reason = reason;
+        entry.approval.decided_at = Some(timestamp(SystemTime::now()));
+        entry.decided.send_replace(status);
+        let approval = entry.approval.clone();
+        drop(entries);
+        self.publish(&approval);
+        Ok(approval)
+    }
+
+    /// Records that the call's user was asked directly, so that only an answer from that
+    /// session can decide it.
+    pub fn mark_elicited(&self, id: &str) {
+        if let Some(entry) = self.entries().get_mut(id) {
+            entry.approval.elicited = true;
+        }
+    }
+
+    /// The user's answer to the gateway's `elicitation/create`, accepted only from the session
+    /// it was sent to.
+    pub fn decide_by_elicitation(
+        &self,
+        id: &str,
+        session: &str,
+        approve: bool,
+        reason: Option<String>,
+        now: Instant,
+    ) -> Result<Approval, DecideError> {
+        let asked = self
+            .entries()
+            .get(id)
+            .is_some_and(|e| e.approval.elicited && e.approval.session == session);
+        if !asked {
+            return Err(DecideError::NotAsked(id.to_owned()));
+        }
+        self.decide(id, approve, "elicitation", reason, now)
+    }
+
+    /// Uses a granted approval for the call that was held waiting for it.
+    pub fn use_granted(&self, id: &str, now: Instant) -> Result<Approval, UseError> {
+        let mut entries = self.entries();
+        let entry = entries
+            .get_mut(id)
+            .ok_or_else(|| UseError::NotGranted(id.to_owned()))?;
+        if entry.approval.status != Status::Approved {
+            return Err(UseError::NotGranted(id.to_owned()));
+        }
+        if entry.approval.expires <= now {
+            expire(entry);
+            return Err(UseError::Expired(id.to_owned()));
+        }
+        entry.approval.status = Status::Used;
+        entry.decided.send_replace(Status::Used);
+        let approval = entry.approval.clone();
+        drop(entries);
+        self.publish(&approval);
+        Ok(approval)
+    }
+
+    /// How long until the approval expires.
+    pub fn time_left(&self, id: &str, now: Instant) -> Option<Duration> {
+        self.entries()
+            .get(id)
+            .map(|e| e.approval.expires.saturating_duration_since(now))
+    }
+
+    pub fn get(&self, id: &str) -> Option<Approval> {
+        self.entries().get(id).map(|e| e.approval.clone())
+    }
+
+    /// Pending first (oldest first, as a queue is worked), then the rest, newest first.
+    pub fn list(&self) -> Vec<Approval> {
+        let mut all: Vec<Approval> = self
+            .entries()
+            .values()
+            .map(|e| e.approval.clone())
+            .collect();
+        all.sort_by(|a, b| {
+            let pending = |x: &Approval| x.status != Status::Pending;
+            pending(a)
+                .cmp(&pending(b))
+                .then_with(|| match a.status {
+                    Status::Pending => a.created_at.cmp(&b.created_at),
+                    _ => b.created_at.cmp(&a.created_at),
+                })
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        all
+    }
+
+    /// Marks pending and granted approvals past their expiry as expired, forgets decided ones
+    /// older than an hour; returns the ones that expired now (for the audit log).
+    pub fn expire_due(&self, now: Instant) -> Vec<Approval> {
+        let mut expired = Vec::new();
+        let mut entries = self.entries();
+        for entry in entries.values_mut() {
+            let a = &entry.approval;
+            if matches!(a.status, Status::Pending | Status::Approved) && a.expires <= now {
+                expire(entry);
+                expired.push(entry.approval.clone());
+            }
+        }
+        let keep = self.keep_decided;
+        entries
+            .retain(|_, e| e.approval.status == Status::Pending || e.approval.expires + keep > now);
+        drop(entries);
+        for approval in &expired {
+            self.publish(approval);
+        }
+        expired
+    }
+}
+
+fn expire(entry: &mut Entry) {
+    entry.approval.status = Status::Expired;
+    entry.decided.send_replace(Status::Expired);
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("apr_{}", hex::encode(bytes))
+}
+
+fn timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,542 @@
+//! Human approval: held calls, the admin API, single-use fingerprinted approvals, elicitation.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mcpgate::approval::Approval;
+use mcpgate::config::ApprovalConfig;
+use serde_json::{json, Value};
+
+const POLICY: &str = r#"{
+  "version": "1",
+  "default": "deny",
+  "tools": {
+    "get_price": {},
+    "subscribe_to_trade_stream": { "action": "approval", "reason": "opens a long-lived upstream stream" },
+    "subscribe_to_ticker_stream": { "action": "approval", "reason": "opens a stream", "timeout": 1 },
+    "subscribe_to_kline_stream": { "action": "approval", "reason": "opens a stream", "via": "elicitation" }
+  }
+}"#;
+
+fn setup(hold: Duration) -> Setup {
+    Setup {
+        policy: POLICY.into(),
+        audit: true,
+        approvals: ApprovalConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            hold,
+            ..ApprovalConfig::default()
+        },
+        ..Setup::default()
+    }
+}
+
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    fn of(harness: &Harness) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: harness.base.clone(),
+        }
+    }
+
+    async fn decide(&self, id: &str, verdict: &str, reason: Option<&str>) -> (u16, Value) {
+        let body = reason
+            .map(|r| json!({ "reason": r }).to_string())
+            .unwrap_or_default();
+        let response = self
+            .http
+            .post(format!("{}/admin/approvals/{id}/{verdict}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn list(&self) -> Vec<Value> {
+        let response = self
+            .http
+            .get(format!("{}/admin/approvals", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// Waits for the gateway to queue the next approval (an event, not a poll).
+async fn next_pending(changes: &mut tokio::sync::broadcast::Receiver<Approval>) -> Approval {
+    loop {
+        let approval = tokio::time::timeout(Duration::from_secs(10), changes.recv())
+            .await
+            .expect("an approval was queued")
+            .unwrap();
+        if approval.status == mcpgate::approval::Status::Pending {
+            return approval;
+        }
+    }
+}
+
+async fn session(harness: &Harness) -> Client {
+    let mut client = harness.client().json_only();
+    client.initialize().await;
+    client
+}
+
+fn spawn_call(
+    client: &Client,
+    tool: &'static str,
+    arguments: Value,
+) -> tokio::task::JoinHandle<Answer> {
+    let mut caller = Client::new(&client.url);
+    caller.session = client.session.clone();
+    caller.accept = client.accept;
+    tokio::spawn(async move { caller.call_tool(tool, arguments).await })
+}
+
+#[tokio::test]
+async fn approved_within_the_hold_the_call_goes_through_once() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let client = session(&harness).await;
+    let mut changes = harness.gateway.approvals.subscribe();
+    let call = spawn_call(
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "BTCUSDT"}),
+    );
+    let pending = next_pending(&mut changes).await;
+    assert_eq!(pending.tool, "subscribe_to_trade_stream");
+    assert_eq!(pending.arguments, json!({"symbol": "BTCUSDT"}));
+    assert_eq!(pending.reason, "opens a long-lived upstream stream");
+    assert_eq!(
+        harness.simulator.tool_calls("subscribe_to_trade_stream"),
+        0,
+        "held, not forwarded"
+    );
+
+    let (status, approved) = Admin::of(&harness)
+        .decide(&pending.id, "approve", Some("ok for BTC"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(approved["status"], "approved");
+    let answer = call.await.unwrap();
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    assert!(
+        answer.message().contains("btcusdt@trade"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 1);
+
+    let decisions: Vec<String> = harness
+        .audit_lines()
+        .iter()
+        .filter(|l| l["tool"] == "subscribe_to_trade_stream")
+        .map(|l| l["decision"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(decisions, ["approval_pending", "approved", "allow"]);
+    let approved_line = harness
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["decision"] == "approved")
+        .unwrap();
+    assert_eq!(approved_line["reviewer"], "admin");
+    assert_eq!(approved_line["reason"], "ok for BTC");
+    assert_eq!(approved_line["approval"], pending.id.as_str());
+}
+
+#[tokio::test]
+async fn a_rejected_call_is_an_error_result_with_the_reviewers_reason() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let client = session(&harness).await;
+    let mut changes = harness.gateway.approvals.subscribe();
+    let call = spawn_call(
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "BTCUSDT"}),
+    );
+    let pending = next_pending(&mut changes).await;
+    let (status, _) = Admin::of(&harness)
+        .decide(&pending.id, "reject", Some("no streams today"))
+        .await;
+    assert_eq!(status, 200);
+    let answer = call.await.unwrap();
+    assert!(answer.is_tool_error());
+    let message = answer.message();
+    assert!(
+        message.contains("Rejected by admin") && message.contains("no streams today"),
+        "{message}"
+    );
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 0);
+}
+
+#[tokio::test]
+async fn an_approval_nobody_decides_expires_and_the_call_is_not_made() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let mut client = session(&harness).await;
+    let answer = client
+        .call_tool("subscribe_to_ticker_stream", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(answer.is_tool_error());
+    assert!(answer.message().contains("expired"), "{}", answer.text);
+    let listed = Admin::of(&harness).list().await;
+    assert_eq!(listed[0]["status"], "expired");
+    let (status, body) = Admin::of(&harness)
+        .decide(listed[0]["id"].as_str().unwrap(), "approve", None)
+        .await;
+    assert_eq!(
+        status, 409,
+        "an expired approval cannot be approved: {body}"
+    );
+    assert_eq!(
+        harness.simulator.tool_calls("subscribe_to_ticker_stream"),
+        0
+    );
+    assert!(harness
+        .audit_lines()
+        .iter()
+        .any(|l| l["decision"] == "expired"));
+}
+
+#[tokio::test]
+async fn after_the_hold_the_agent_repeats_the_call_and_an_approval_is_used_once() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let mut client = session(&harness).await;
+    let btc = json!({"symbol": "BTCUSDT"});
+
+    let first = client
+        .call_tool("subscribe_to_trade_stream", btc.clone())
+        .await;
+    assert!(first.is_tool_error());
+    let pending = Admin::of(&harness).list().await[0].clone();
+    let id = pending["id"].as_str().unwrap();
+    assert!(
+        first.message().contains(id),
+        "the agent is told which approval to wait for: {}",
+        first.text
+    );
+    assert!(
+        first.message().contains("repeat exactly the same call"),
+        "{}",
+        first.text
+    );
+
+    let same_again = client
+        .call_tool("subscribe_to_trade_stream", btc.clone())
+        .await;
+    assert!(
+        same_again.message().contains(id),
+        "a repeat while pending joins the same approval"
+    );
+    assert_eq!(Admin::of(&harness).list().await.len(), 1);
+
+    Admin::of(&harness).decide(id, "approve", None).await;
+    let other_arguments = client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "ETHUSDT"}))
+        .await;
+    assert!(
+        other_arguments.is_tool_error(),
+        "other arguments are not covered: {}",
+        other_arguments.text
+    );
+    assert!(!other_arguments.message().contains(id));
+
+    let retried = client
+        .call_tool("subscribe_to_trade_stream", btc.clone())
+        .await;
+    assert!(!retried.is_tool_error(), "{}", retried.text);
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 1);
+
+    let once_more = client.call_tool("subscribe_to_trade_stream", btc).await;
+    assert!(once_more.is_tool_error(), "single use: {}", once_more.text);
+    assert!(!once_more.message().contains(id));
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 1);
+}
+
+#[tokio::test]
+async fn an_approval_covers_the_same_agent_only() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let mut first = session(&harness).await;
+    let mut second = session(&harness).await;
+    let args = json!({"symbol": "BTCUSDT"});
+    first
+        .call_tool("subscribe_to_trade_stream", args.clone())
+        .await;
+    let id = Admin::of(&harness).list().await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Admin::of(&harness).decide(&id, "approve", None).await;
+    let other = second
+        .call_tool("subscribe_to_trade_stream", args.clone())
+        .await;
+    assert!(
+        other.is_tool_error(),
+        "another anonymous session is another caller: {}",
+        other.text
+    );
+    let own = first.call_tool("subscribe_to_trade_stream", args).await;
+    assert!(!own.is_tool_error(), "{}", own.text);
+}
+
+#[tokio::test]
+async fn a_stream_client_is_held_on_an_sse_stream_and_gets_the_answer_on_it() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let mut client = harness.client();
+    client.initialize().await;
+    let mut changes = harness.gateway.approvals.subscribe();
+    let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+        "params": {"name": "subscribe_to_trade_stream", "arguments": {"symbol": "ETHUSDT"}}});
+    let response = client
+        .http
+        .post(&client.url)
+        .headers(client.headers())
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = SseReader::new(response);
+    let pending = next_pending(&mut changes).await;
+    Admin::of(&harness)
+        .decide(&pending.id, "approve", None)
+        .await;
+    let answer = stream.next_message().await.unwrap();
+    assert_eq!(answer["id"], 41);
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+}
+
+#[tokio::test]
+async fn elicitation_asks_the_clients_user_on_the_held_stream() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let mut client = harness.client();
+    let init = client
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": VERSION, "capabilities": {"elicitation": {}},
+            "clientInfo": {"name": "t", "version": "1"}}}),
+        )
+        .await;
+    client.session = Some(init.headers[SESSION].to_str().unwrap().to_owned());
+    client
+        .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "subscribe_to_kline_stream", "arguments": {"symbol": "BTCUSDT", "interval": "1h"}}});
+    let response = client
+        .http
+        .post(&client.url)
+        .headers(client.headers())
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = SseReader::new(response);
+    let question = stream.next_message().await.unwrap();
+    assert_eq!(question["method"], "elicitation/create");
+    let question_id = question["id"].as_str().unwrap().to_owned();
+    assert!(question["params"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("subscribe_to_kline_stream"));
+
+    let mut stranger = harness.client();
+    stranger.initialize().await;
+    let forged = stranger
+        .post(&json!({"jsonrpc": "2.0", "id": question_id, "result": {"action": "accept", "content": {"approve": true}}}))
+        .await;
+    assert_eq!(
+        forged.status, 400,
+        "another session cannot answer: {}",
+        forged.text
+    );
+
+    let answered = client
+        .post(&json!({"jsonrpc": "2.0", "id": question_id, "result": {"action": "accept", "content": {"approve": true}}}))
+        .await;
+    assert_eq!(answered.status, 202);
+    let answer = stream.next_message().await.unwrap();
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_kline_stream"), 1);
+    let forwarded: Vec<Value> = harness.simulator.received();
+    assert!(
+        !forwarded.iter().any(|m| m["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("mcpgate-"))),
+        "the answer to the gateway's question never reaches the upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_client_without_elicitation_falls_back_to_the_queue() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let client = session(&harness).await;
+    let mut changes = harness.gateway.approvals.subscribe();
+    let call = spawn_call(
+        &client,
+        "subscribe_to_kline_stream",
+        json!({"symbol": "BTCUSDT"}),
+    );
+    let pending = next_pending(&mut changes).await;
+    Admin::of(&harness)
+        .decide(&pending.id, "approve", None)
+        .await;
+    let answer = call.await.unwrap();
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+}
+
+#[tokio::test]
+async fn the_admin_api_requires_the_token_and_lists_pending_first() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let mut client = session(&harness).await;
+    client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
+        .await;
+    client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "ETHUSDT"}))
+        .await;
+    let admin = Admin::of(&harness);
+    let listed = admin.list().await;
+    admin
+        .decide(listed[0]["id"].as_str().unwrap(), "reject", None)
+        .await;
+    let listed = admin.list().await;
+    assert_eq!(listed[0]["status"], "pending");
+    assert_eq!(listed[1]["status"], "rejected");
+    for field in [
+        "id",
+        "agent",
+        "session",
+        "tool",
+        "arguments",
+        "rule",
+        "reason",
+        "created_at",
+        "expires_at",
+        "status",
+    ] {
+        assert!(listed[0].get(field).is_some(), "approvals show {field}");
+    }
+
+    let anonymous = reqwest::get(format!("{}/admin/approvals", harness.base))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = admin
+        .http
+        .get(format!("{}/admin/approvals", harness.base))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let (status, _) = admin.decide("apr_0000000000000000", "approve", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = admin
+        .decide(listed[1]["id"].as_str().unwrap(), "approve", None)
+        .await;
+    assert_eq!(status, 409, "a decided approval stays decided");
+    let page = reqwest::get(format!("{}/admin", harness.base))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("approval queue"));
+}
+
+#[tokio::test]
+async fn without_an_admin_token_there_is_no_admin_api() {
+    let harness = start_with(Setup {
+        approvals: ApprovalConfig {
+            admin_token: None,
+            hold: Duration::from_millis(50),
+            ..ApprovalConfig::default()
+        },
+        ..setup(Duration::from_millis(50))
+    })
+    .await;
+    let response = reqwest::get(format!("{}/admin/approvals", harness.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_events_feed_reports_queue_changes() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let events = reqwest::Client::new()
+        .get(format!("{}/admin/approvals/events", harness.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let mut feed = SseReader::new(events);
+    let mut client = session(&harness).await;
+    client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
+        .await;
+    let created = feed.next_message().await.unwrap();
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["tool"], "subscribe_to_trade_stream");
+}
+
+#[tokio::test]
+async fn each_new_approval_is_posted_to_the_webhook_signed() {
+    let (received, mut deliveries) = tokio::sync::mpsc::channel::<(String, bytes::Bytes)>(4);
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let received = received.clone();
+            async move {
+                let signature = headers["x-mcpgate-signature"].to_str().unwrap().to_owned();
+                received.send((signature, body)).await.unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let harness = start_with(Setup {
+        approvals: ApprovalConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            hold: Duration::from_millis(50),
+            webhook: Some(hook_url.parse().unwrap()),
+            webhook_secret: Some("hook-secret".into()),
+            ..ApprovalConfig::default()
+        },
+        ..setup(Duration::from_millis(50))
+    })
+    .await;
+    let mut client = session(&harness).await;
+    client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
+        .await;
+    let (signature, body) = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        signature,
+        mcpgate::approval::webhook::sign("hook-secret", &body)
+    );
+    let approval: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(approval["tool"], "subscribe_to_trade_stream");
+    assert_eq!(approval["status"], "pending");
+}
