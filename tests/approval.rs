@@ -540,3 +540,74 @@ async fn each_new_approval_is_posted_to_the_webhook_signed() {
     assert_eq!(approval["tool"], "subscribe_to_trade_stream");
     assert_eq!(approval["status"], "pending");
 }
+
+async fn mcpgate_approvals(harness: &Harness, args: &[&str], token: &str) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .arg("approvals")
+        .args(args)
+        .args(["--url", &harness.base])
+        .env("MCPGATE_ADMIN_TOKEN", token)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_lists_approves_and_rejects() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let client = session(&harness).await;
+    let mut changes = harness.gateway.approvals.subscribe();
+    let call = spawn_call(
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "BTCUSDT"}),
+    );
+    let pending = next_pending(&mut changes).await;
+
+    let listed = mcpgate_approvals(&harness, &["list"], ADMIN_TOKEN).await;
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(
+        table.contains(&pending.id) && table.contains("pending") && table.contains("BTCUSDT"),
+        "{table}"
+    );
+
+    let refused = mcpgate_approvals(&harness, &["list"], "wrong").await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    let approved = mcpgate_approvals(&harness, &["approve", &pending.id], ADMIN_TOKEN).await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    assert!(!call.await.unwrap().is_tool_error());
+
+    let second = spawn_call(
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "ETHUSDT"}),
+    );
+    let pending = next_pending(&mut changes).await;
+    let rejected = mcpgate_approvals(
+        &harness,
+        &["reject", &pending.id, "--reason", "ETH is off limits"],
+        ADMIN_TOKEN,
+    )
+    .await;
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    assert!(second
+        .await
+        .unwrap()
+        .message()
+        .contains("ETH is off limits"));
+}

@@ -215,3 +215,23 @@ async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_ch
     );
     assert!(!client.tool_names().await.contains(&"echo".to_string()));
 }
+
+#[tokio::test]
+async fn python_sdk_user_approves_a_held_call_through_elicitation() {
+    let harness = start(
+        r#"{"version": "1", "default": "deny", "tools": {
+            "subscribe_to_kline_stream": {"action": "approval", "reason": "opens a stream", "via": "elicitation"}}}"#,
+    )
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "approval").await;
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    assert!(
+        seen["elicitations"][0]
+            .as_str()
+            .unwrap()
+            .contains("subscribe_to_kline_stream"),
+        "{seen}"
+    );
+    assert_eq!(seen["subscribe"]["isError"], false, "{seen}");
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_kline_stream"), 1);
+}

@@ -1,6 +1,7 @@
 //! The command line. Every flag of `serve` can also come from the environment as
 //! `MCPGATE_<FLAG>` (e.g. `MCPGATE_UPSTREAM`), so a container needs no arguments.
 
+mod approvals;
 mod policy;
 mod run;
 
@@ -26,6 +27,7 @@ use crate::config::{ApprovalConfig, GatewayConfig, Limits};
         mcpgate demo                                   gateway + simulated Binance server on 127.0.0.1:8080\n  \
         mcpgate serve --upstream http://127.0.0.1:9000/mcp --policy policies/binance.json\n  \
         mcpgate policy check policies/binance.json     validate a policy file\n  \
+        MCPGATE_ADMIN_TOKEN=… mcpgate approvals list   the calls waiting for a person\n  \
         mcpgate policy explain policies/binance.json get_order_book '{\"symbol\":\"BTCUSDT\",\"depth\":500}'"
 )]
 pub struct Cli {
@@ -59,6 +61,8 @@ pub enum Command {
     /// Run the gateway on 127.0.0.1:8080 in front of an in-process simulator, with
     /// policies/binance.json, and print how to connect.
     Demo(DemoArgs),
+    /// Work the approval queue of a running gateway: list, approve, reject.
+    Approvals(approvals::ApprovalsArgs),
     /// Make a new agent key: prints the key (give it to the agent) and the --agent value that
     /// holds only its SHA-256.
     AgentKey {
@@ -229,6 +233,7 @@ pub fn main() -> std::process::ExitCode {
     run::init_logging(cli.log_format, &cli.log);
     match cli.command {
         Command::Policy(command) => policy::run(command),
+        Command::Approvals(args) => approvals::run(args),
         Command::AgentKey { name } => {
             let key = crate::auth::new_key();
             println!("key (give to the agent, shown once): {key}");

@@ -17,6 +17,9 @@ async def main(url: str, scenario: str) -> None:
 
     async def on_elicit(context, params):
         elicitations.append(params.message)
+        properties = (getattr(params, "requested_schema", None) or {}).get("properties", {})
+        if "approve" in properties:  # the gateway asking to approve a call
+            return types.ElicitResult(action="accept", content={"approve": True})
         return types.ElicitResult(action="accept", content={"name": "Ada Lovelace", "check": True})
 
     async def on_progress(value, total, message):
@@ -27,7 +30,9 @@ async def main(url: str, scenario: str) -> None:
         out["protocol"] = client.protocol_version
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
-        if scenario == "binance":
+        if scenario == "approval":
+            calls = {"subscribe": ("subscribe_to_kline_stream", {"symbol": "BTCUSDT", "interval": "1h"}, None)}
+        elif scenario == "binance":
             calls = {
                 "price": ("get_price", {"symbol": "BTCUSDT"}, None),
                 "book": ("get_order_book", {"symbol": "ETHUSDT", "depth": 5}, None),

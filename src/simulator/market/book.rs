@@ -90,8 +90,15 @@ pub fn order_book(symbol: &Symbol, depth: i64) -> Result<Value, BinanceError> {
 
 /// The best bid (at the last price) and best ask (one tick above).
 pub fn best_quote(symbol: &Symbol) -> BestQuote {
-    let bid = side(symbol, Side::Bid, 1, 0, symbol.price)[0];
-    let ask = side(symbol, Side::Ask, 1, 0, symbol.price.offset(1))[0];
+    // Listed prices are at least one tick, so each side has its first level.
+    let top = |side_of, price| {
+        side(symbol, side_of, 1, 0, price)
+            .first()
+            .copied()
+            .unwrap_or((price, symbol.step()))
+    };
+    let bid = top(Side::Bid, symbol.price);
+    let ask = top(Side::Ask, symbol.price.offset(1));
     BestQuote {
         bid: bid.0,
         bid_qty: bid.1,
