@@ -199,3 +199,49 @@ fn every_serve_flag_can_come_from_the_environment() {
         assert!(help.contains(variable), "--help names {variable}");
     }
 }
+
+#[tokio::test]
+async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let (_simulator, upstream) = start_simulator(Default::default()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--upstream",
+            &upstream,
+            "--policy",
+            &repo_file("policies/binance.json"),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().expect("a log line");
+    let line: serde_json::Value = serde_json::from_str(&first).expect("logs are JSON lines");
+    assert_eq!(line["message"], "mcpgate serving MCP on /mcp", "{first}");
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let pid = child.id().unwrap().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the gateway stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
