@@ -28,7 +28,10 @@ async fn main() {
     };
     let listen: SocketAddr = listen.parse().expect("LISTEN_ADDR is host:port");
     let upstream: Uri = upstream.parse().expect("UPSTREAM_BASE_URL is a URL");
-    let authority = upstream.authority().expect("the upstream URL names a host").clone();
+    let authority = upstream
+        .authority()
+        .expect("the upstream URL names a host")
+        .clone();
 
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -36,10 +39,14 @@ async fn main() {
         .pool_max_idle_per_host(256)
         .build(connector);
 
-    let listener = TcpListener::bind(listen).await.expect("the listen address is free");
+    let listener = TcpListener::bind(listen)
+        .await
+        .expect("the listen address is free");
     eprintln!("passthrough: {listen} -> {upstream}");
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let client = client.clone();
         let authority = authority.clone();
@@ -71,7 +78,9 @@ async fn main() {
 }
 
 fn bad_gateway(detail: String) -> Answer {
-    let body = Full::new(Bytes::from(detail)).map_err(|never| match never {}).boxed();
+    let body = Full::new(Bytes::from(detail))
+        .map_err(|never| match never {})
+        .boxed();
     let mut answer = Response::new(body);
     *answer.status_mut() = StatusCode::BAD_GATEWAY;
     answer
