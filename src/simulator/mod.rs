@@ -5,9 +5,9 @@
 //! client can tell (tool list, answer shapes, error texts, sessions, SSE, progress) and fast on
 //! the call path. See `README.md` beside this file for what was chosen and why.
 //!
-//! The data path reads: [`http`] (headers, status, JSON or SSE) → [`message`] (the JSON-RPC
-//! envelope) → [`rpc`] (methods) → [`arguments`] (schema check) → [`tools`] → [`market`] /
-//! [`streams`].
+//! The data path reads: `http` (headers, status, JSON or SSE) → `message` (the JSON-RPC
+//! envelope) → `rpc` (methods) → `arguments` (schema check) → `tools` → `market` / `streams`,
+//! and back through `outcome` (the result's text) and `sse`.
 
 mod arguments;
 mod catalogue;
