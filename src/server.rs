@@ -44,7 +44,7 @@ pub enum StartError {
     #[error(transparent)]
     Agents(#[from] crate::auth::AuthConfigError),
     #[error("cannot build the upstream client: {0}")]
-    Upstream(#[from] reqwest::Error),
+    Upstream(#[from] crate::upstream::UpstreamConfigError),
     #[error(
         "cannot listen on {addr}: {source} (is another process using it? pick one with --listen)"
     )]

@@ -197,7 +197,7 @@ fn argument_schema(schema: &serde_json::Value, at: &Place) -> Result<ArgumentSch
         .build(schema)
         .map(ArgumentSchema)
         .map_err(|error| {
-            let path = format!("{}/arguments{}", at.pointer, error.instance_path.as_str());
+            let path = format!("{}/arguments{}", at.pointer, error.instance_path().as_str());
             LoadError::new(path, error.to_string())
         })
 }

@@ -172,7 +172,7 @@ fn arguments_failure(rule: &ToolRule, arguments: Option<&Value>) -> Option<Strin
         if !reason.is_empty() {
             reason.push_str("; ");
         }
-        let path = error.instance_path.as_str();
+        let path = error.instance_path().as_str();
         if !path.is_empty() {
             reason.push_str(path);
             reason.push_str(": ");

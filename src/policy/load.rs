@@ -86,7 +86,7 @@ fn structure_errors(value: &Value) -> Vec<LoadError> {
         .expect("the generated file schema is a valid JSON Schema");
     validator
         .iter_errors(value)
-        .map(|error| LoadError::new(error.instance_path.as_str(), error.to_string()))
+        .map(|error| LoadError::new(error.instance_path().as_str(), error.to_string()))
         .collect()
 }
 

@@ -6,9 +6,16 @@ pub mod sse;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
 use futures::Stream;
+use http_body_util::{BodyDataStream, BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 
 pub use sse::SseEvent;
 
@@ -71,8 +78,14 @@ pub struct UpstreamConfig {
     pub max_event_bytes: usize,
 }
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// hyper's pooled client rather than reqwest: on the call path reqwest's conveniences (URL
+/// parsing per request, redirect and retry policies) cost more than the rest of the gateway's
+/// policing together (bench/README.md).
 pub struct Upstream {
-    client: reqwest::Client,
+    client: HttpClient,
+    uri: Uri,
     config: UpstreamConfig,
 }
 
@@ -83,17 +96,49 @@ pub struct Placement<'a> {
     pub protocol_version: Option<&'a str>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamConfigError {
+    #[error("upstream URL {0} is not a valid HTTP URI")]
+    Uri(String),
+    #[error("upstream URL {0} must be http:// or https://")]
+    Scheme(String),
+}
+
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
+
 impl Upstream {
-    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(config.connect_timeout)
+    pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamConfigError> {
+        let uri: Uri = config
+            .url
+            .as_str()
+            .parse()
+            .map_err(|_| UpstreamConfigError::Uri(config.url.to_string()))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(UpstreamConfigError::Scheme(config.url.to_string()));
+        }
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(config.connect_timeout));
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        // Redirects are never followed: hyper's client does not, and an evaluated message must
+        // not be carried somewhere the operator did not name.
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            // Redirects could carry an evaluated message somewhere the operator did not name.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self { client, config })
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            uri,
+            config,
+        })
     }
 
     pub fn url(&self) -> &reqwest::Url {
@@ -102,32 +147,44 @@ impl Upstream {
 
     fn request(
         &self,
-        method: reqwest::Method,
+        method: Method,
         placement: Placement<'_>,
-    ) -> reqwest::RequestBuilder {
-        let mut request = self.client.request(method, self.config.url.clone());
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = self.uri.clone();
+        let headers = request.headers_mut();
         if let Some(id) = placement.session_id {
-            request = request.header(SESSION_ID, id.clone());
+            headers.insert(SESSION_ID, id.clone());
         }
-        if let Some(version) = placement.protocol_version {
-            request = request.header(PROTOCOL_VERSION, version);
+        if let Some(version) = placement
+            .protocol_version
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.insert(PROTOCOL_VERSION, version);
         }
         request
     }
 
+    /// Sends a request; the answer's headers must arrive before `deadline`.
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, UpstreamError> {
-        match tokio::time::timeout(self.config.timeout, request.send()).await {
+        request: Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
             Err(_) => Err(self.timeout_error()),
-            Ok(Err(err)) if err.is_timeout() => Err(self.timeout_error()),
             Ok(Err(err)) => Err(UpstreamError::Unreachable {
                 url: self.config.url.to_string(),
                 detail: error_chain(&err),
             }),
             Ok(Ok(response)) => Ok(response),
         }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.config.timeout
     }
 
     fn timeout_error(&self) -> UpstreamError {
@@ -143,22 +200,21 @@ impl Upstream {
         message: Bytes,
         placement: Placement<'_>,
     ) -> Result<Reply, UpstreamError> {
-        let request = self
-            .request(reqwest::Method::POST, placement)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream")
-            .body(message);
-        let response = self.send(request).await?;
+        let mut request = self.request(Method::POST, placement, message);
+        request.headers_mut().insert(header::CONTENT_TYPE, JSON);
+        request.headers_mut().insert(header::ACCEPT, ACCEPT_BOTH);
+        let deadline = self.deadline();
+        let response = self.send(request, deadline).await?;
         let status = response.status();
         let session_id = response.headers().get(SESSION_ID).cloned();
-        match content_type(&response).as_str() {
-            "text/event-stream" if status.is_success() => Ok(Reply::Stream {
+        match media_type(&response) {
+            Media::EventStream if status.is_success() => Ok(Reply::Stream {
                 events: self.events(response),
                 session_id,
             }),
-            "application/json" => Ok(Reply::Json {
+            Media::Json => Ok(Reply::Json {
                 status,
-                body: self.read_body(response).await?,
+                body: self.read_body(response, deadline).await?,
                 session_id,
             }),
             _ if status == StatusCode::ACCEPTED => Ok(Reply::Accepted { status }),
@@ -169,97 +225,82 @@ impl Upstream {
                 body: Bytes::new(),
                 session_id,
             }),
-            other => Err(self.unexpected(status, other.to_owned(), response).await),
+            _ => Err(self.unexpected(response, deadline).await),
         }
     }
 
-    /// Opens the upstream's server-to-client stream; `None` when it offers none (405).
+    /// Opens the upstream's server-to-client stream, or the status it refused with (405 when it
+    /// offers none).
     pub async fn open_stream(
         &self,
         placement: Placement<'_>,
         last_event_id: Option<&HeaderValue>,
     ) -> Result<Result<EventStream, StatusCode>, UpstreamError> {
-        let mut request = self
-            .request(reqwest::Method::GET, placement)
-            .header(header::ACCEPT, "text/event-stream");
+        let mut request = self.request(Method::GET, placement, Bytes::new());
+        request.headers_mut().insert(header::ACCEPT, EVENT_STREAM);
         if let Some(id) = last_event_id {
-            request = request.header(LAST_EVENT_ID, id.clone());
+            request.headers_mut().insert(LAST_EVENT_ID, id.clone());
         }
-        let response = self.send(request).await?;
+        let deadline = self.deadline();
+        let response = self.send(request, deadline).await?;
         let status = response.status();
-        if status.is_success() && content_type(&response) == "text/event-stream" {
+        if status.is_success() && media_type(&response) == Media::EventStream {
             Ok(Ok(self.events(response)))
         } else if status.is_client_error() {
             Ok(Err(status))
         } else {
-            let kind = content_type(&response);
-            Err(self.unexpected(status, kind, response).await)
+            Err(self.unexpected(response, deadline).await)
         }
     }
 
     /// Ends the upstream session (best effort: the upstream may have ended it already).
     pub async fn end_session(&self, placement: Placement<'_>) -> Result<StatusCode, UpstreamError> {
-        let response = self
-            .send(self.request(reqwest::Method::DELETE, placement))
-            .await?;
+        let request = self.request(Method::DELETE, placement, Bytes::new());
+        let response = self.send(request, self.deadline()).await?;
         Ok(response.status())
     }
 
     /// True when the upstream answers HTTP at all: readiness, not health of its tools.
     pub async fn answers(&self, within: Duration) -> bool {
-        let probe = self
-            .client
-            .post(self.config.url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, "application/json, text/event-stream")
-            .body(r#"{"jsonrpc":"2.0","id":"mcpgate-readiness","method":"ping"}"#)
-            .timeout(within);
-        probe.send().await.is_ok()
+        let probe =
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":"mcpgate-readiness","method":"ping"}"#);
+        let mut request = self.request(Method::POST, Placement::default(), probe);
+        request.headers_mut().insert(header::CONTENT_TYPE, JSON);
+        request.headers_mut().insert(header::ACCEPT, ACCEPT_BOTH);
+        self.send(request, Instant::now() + within).await.is_ok()
     }
 
-    fn events(&self, response: reqwest::Response) -> EventStream {
-        Box::pin(sse::events(
-            response.bytes_stream(),
-            self.config.max_event_bytes,
-        ))
+    fn events(&self, response: Response<Incoming>) -> EventStream {
+        let body = BodyDataStream::new(response.into_body());
+        Box::pin(sse::events(body, self.config.max_event_bytes))
     }
 
-    async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, UpstreamError> {
-        let limit = self.config.max_body_bytes;
-        if response
-            .content_length()
-            .is_some_and(|len| len > limit as u64)
-        {
-            return Err(UpstreamError::AnswerTooLarge(limit));
-        }
-        let read = async {
-            let mut response = response;
-            let mut body = bytes::BytesMut::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| UpstreamError::Stream(error_chain(&e)))?
-            {
-                if body.len() + chunk.len() > limit {
-                    return Err(UpstreamError::AnswerTooLarge(limit));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body.freeze())
-        };
-        tokio::time::timeout(self.config.timeout, read)
-            .await
-            .map_err(|_| self.timeout_error())?
-    }
-
-    async fn unexpected(
+    async fn read_body(
         &self,
-        status: StatusCode,
-        content_type: String,
-        response: reqwest::Response,
-    ) -> UpstreamError {
-        let body = response.bytes().await.unwrap_or_default();
-        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        response: Response<Incoming>,
+        deadline: Instant,
+    ) -> Result<Bytes, UpstreamError> {
+        let limit = self.config.max_body_bytes;
+        let read = Limited::new(response.into_body(), limit).collect();
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => Err(self.timeout_error()),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(err)) if err.is::<LengthLimitError>() => {
+                Err(UpstreamError::AnswerTooLarge(limit))
+            }
+            Ok(Err(err)) => Err(UpstreamError::Stream(error_chain(err.as_ref()))),
+        }
+    }
+
+    async fn unexpected(&self, response: Response<Incoming>, deadline: Instant) -> UpstreamError {
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let body = self.read_body(response, deadline).await.unwrap_or_default();
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         UpstreamError::UnexpectedAnswer {
             status,
             content_type,
@@ -268,17 +309,30 @@ impl Upstream {
     }
 }
 
-fn content_type(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default()
+#[derive(Debug, PartialEq, Eq)]
+enum Media {
+    Json,
+    EventStream,
+    Other,
 }
 
-/// reqwest's top-level message ("error sending request") hides the cause the operator needs.
+fn media_type<B>(response: &Response<B>) -> Media {
+    let essence = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().split(|&b| b == b';').next())
+        .map(<[u8]>::trim_ascii)
+        .unwrap_or_default();
+    if essence.eq_ignore_ascii_case(b"application/json") {
+        Media::Json
+    } else if essence.eq_ignore_ascii_case(b"text/event-stream") {
+        Media::EventStream
+    } else {
+        Media::Other
+    }
+}
+
+/// hyper's top-level message ("client error (Connect)") hides the cause the operator needs.
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
