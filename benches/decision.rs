@@ -79,8 +79,8 @@ fn acquire(c: &mut Criterion) {
         panic!("get_price is allowed");
     };
     let subject = Subject {
-        agent: Some("research-bot"),
-        session: "3f6c1a2e-session",
+        agent: Some("research-bot".into()),
+        session: "3f6c1a2e-session".into(),
     };
     let mut group = c.benchmark_group("rate_limiter");
 

@@ -185,8 +185,8 @@ impl Gateway {
         limits: &Limits<'_>,
     ) -> Verdict {
         let subject = Subject {
-            agent: session.agent.as_deref(),
-            session: &session.id,
+            agent: session.agent.clone(),
+            session: session.id.clone(),
         };
         match self.limiter.acquire(limits, &subject, Instant::now()) {
             Ok(permit) => Verdict::Pass(Pass {

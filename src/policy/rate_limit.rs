@@ -9,6 +9,7 @@
 //!
 //! The clock is handed in (`now`), so tests drive time without sleeping.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -22,13 +23,14 @@ pub struct RateLimiter {
     counters: DashMap<CounterKey, Instant>,
 }
 
-/// Who is calling, as far as the limiter cares.
-#[derive(Debug, Clone, Copy)]
-pub struct Subject<'a> {
+/// Who is calling, as far as the limiter cares. Shared strings, so that building counter keys
+/// on the call path copies no text.
+#[derive(Debug, Clone)]
+pub struct Subject {
     /// The authenticated agent, if any.
-    pub agent: Option<&'a str>,
+    pub agent: Option<Arc<str>>,
     /// The gateway session id.
-    pub session: &'a str,
+    pub session: Arc<str>,
 }
 
 /// The units one successful `acquire` took; hand it to `refund` if the call never happened.
@@ -62,27 +64,27 @@ fn retry_after_secs(retry_after: &Duration) -> u64 {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CounterKey {
-    limit: String,
+    limit: Arc<str>,
     subject: SubjectKey,
 }
 
 /// Kept as an enum, not a formatted string, so that no agent name can pose as a session id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SubjectKey {
-    Agent(String),
-    Session(String),
+    Agent(Arc<str>),
+    Session(Arc<str>),
     Global,
 }
 
 impl SubjectKey {
     /// Scope "agent" counts per agent when it is known, so a known agent cannot reset its limit
     /// by opening a new session; an anonymous caller is counted per session.
-    fn new(per: LimitScope, subject: &Subject<'_>) -> Self {
-        match (per, subject.agent) {
+    fn new(per: LimitScope, subject: &Subject) -> Self {
+        match (per, &subject.agent) {
             (LimitScope::Global, _) => SubjectKey::Global,
-            (LimitScope::Agent, Some(agent)) => SubjectKey::Agent(agent.to_owned()),
+            (LimitScope::Agent, Some(agent)) => SubjectKey::Agent(agent.clone()),
             (LimitScope::Agent, None) | (LimitScope::Session, _) => {
-                SubjectKey::Session(subject.session.to_owned())
+                SubjectKey::Session(subject.session.clone())
             }
         }
     }
@@ -97,14 +99,14 @@ impl RateLimiter {
     pub fn acquire(
         &self,
         limits: &Limits<'_>,
-        subject: &Subject<'_>,
+        subject: &Subject,
         now: Instant,
     ) -> Result<Permit, LimitExceeded> {
         let mut permit = Permit::default();
         let mut refused: Option<LimitExceeded> = None;
         for limit in limits.iter() {
             let key = CounterKey {
-                limit: limit.key().to_owned(),
+                limit: limit.shared_key().clone(),
                 subject: SubjectKey::new(limit.per(), subject),
             };
             // Once one limit refuses, the others are only looked at (for the longest wait), not

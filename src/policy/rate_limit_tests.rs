@@ -34,17 +34,17 @@ fn limits<'p>(policy: &'p CompiledPolicy, agent: Option<&str>, tool: &str) -> Li
     }
 }
 
-fn anonymous(session: &str) -> Subject<'_> {
+fn anonymous(session: &str) -> Subject {
     Subject {
         agent: None,
-        session,
+        session: session.into(),
     }
 }
 
-fn agent<'a>(agent: &'a str, session: &'a str) -> Subject<'a> {
+fn agent(agent: &str, session: &str) -> Subject {
     Subject {
-        agent: Some(agent),
-        session,
+        agent: Some(agent.into()),
+        session: session.into(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! are private so that nothing outside `compile` can make one that has not.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -40,7 +41,7 @@ pub enum ApprovalVia {
 /// One compiled rate limit: at most `max` calls per `window`, counted per `per`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
-    key: String,
+    key: Arc<str>,
     rule: String,
     max: u32,
     window: Duration,
@@ -61,7 +62,7 @@ impl RateLimit {
         debug_assert!(max >= 1 && window_secs >= 1);
         // The counter key names everything that shapes the counter, so a reload keeps the counter
         // of a rule that did not change and starts afresh for one that did.
-        let key = format!("{pointer}|{max}/{window_secs}s|{}", per.as_str());
+        let key = format!("{pointer}|{max}/{window_secs}s|{}", per.as_str()).into();
         RateLimit {
             key,
             rule,
@@ -69,6 +70,10 @@ impl RateLimit {
             window: Duration::from_secs(window_secs.into()),
             per,
         }
+    }
+
+    pub(super) fn shared_key(&self) -> &Arc<str> {
+        &self.key
     }
 
     /// Stable across reloads while the rule, max, window and scope stay the same.

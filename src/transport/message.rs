@@ -15,14 +15,10 @@ pub struct Message {
     pub kind: Kind,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Request {
-        method: String,
-    },
-    Notification {
-        method: String,
-    },
+    Request,
+    Notification,
     /// The client's answer to a server-to-client request (elicitation, sampling, roots).
     Response,
 }
@@ -51,7 +47,7 @@ impl Message {
 
     pub fn method(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Request { method } | Kind::Notification { method } => Some(method),
+            Kind::Request | Kind::Notification => self.value.get("method")?.as_str(),
             Kind::Response => None,
         }
     }
@@ -116,12 +112,8 @@ fn classify(value: Value) -> Result<Message, MessageError> {
         }
     }
     let kind = match (object.get("method"), id) {
-        (Some(Value::String(method)), Some(_)) => Kind::Request {
-            method: method.clone(),
-        },
-        (Some(Value::String(method)), None) => Kind::Notification {
-            method: method.clone(),
-        },
+        (Some(Value::String(_)), Some(_)) => Kind::Request,
+        (Some(Value::String(_)), None) => Kind::Notification,
         (Some(_), _) => return Err(MessageError::Invalid(r#""method" must be a string"#.into())),
         (None, Some(_)) if object.contains_key("result") != object.contains_key("error") => {
             Kind::Response
@@ -222,14 +214,10 @@ mod tests {
     #[test]
     fn classifies_requests_notifications_and_responses() {
         let request = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
-        assert_eq!(
-            request.kind,
-            Kind::Request {
-                method: "tools/list".into()
-            }
-        );
+        assert_eq!(request.kind, Kind::Request);
+        assert_eq!(request.method(), Some("tools/list"));
         let note = single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
-        assert!(matches!(note.kind, Kind::Notification { .. }));
+        assert_eq!(note.kind, Kind::Notification);
         let response = single(r#"{"jsonrpc":"2.0","id":"e1","result":{}}"#).unwrap();
         assert_eq!(response.kind, Kind::Response);
     }

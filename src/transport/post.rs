@@ -174,10 +174,10 @@ pub(super) fn refuse(
     log_audit_failure(gateway.record(&record));
     match message.kind {
         // Transports spec: input the server cannot accept gets an HTTP error status.
-        Kind::Notification { .. } | Kind::Response => {
+        Kind::Notification | Kind::Response => {
             (StatusCode::FORBIDDEN, axum::Json(refusal.answer)).into_response()
         }
-        Kind::Request { .. } => (StatusCode::OK, axum::Json(refusal.answer)).into_response(),
+        Kind::Request => (StatusCode::OK, axum::Json(refusal.answer)).into_response(),
     }
 }
 
