@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -24,8 +24,10 @@ use crate::gateway::{Gateway, Pass, Refusal, Verdict};
 use crate::session::Session;
 use crate::upstream::{Placement, Reply};
 
-pub async fn post(State(gateway): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    match accept(&gateway, &headers, body).await {
+/// Takes the request whole: the `HeaderMap` extractor would copy every header.
+pub async fn post(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    match accept(&gateway, &parts.headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }

@@ -175,11 +175,15 @@ impl Upstream {
     ) -> Result<Response<Incoming>, UpstreamError> {
         match tokio::time::timeout_at(deadline, self.client.request(request)).await {
             Err(_) => Err(self.timeout_error()),
-            Ok(Err(err)) => Err(UpstreamError::Unreachable {
-                url: self.config.url.to_string(),
-                detail: error_chain(&err),
-            }),
+            Ok(Err(err)) => Err(self.unreachable(&err)),
             Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    fn unreachable(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
+        UpstreamError::Unreachable {
+            url: self.config.url.to_string(),
+            detail: error_chain(err),
         }
     }
 
@@ -194,7 +198,8 @@ impl Upstream {
         }
     }
 
-    /// POSTs one serialised message (the exact bytes the policy evaluated).
+    /// POSTs one serialised message (the exact bytes the policy evaluated). The answer's headers,
+    /// and a JSON answer's body, must arrive within `--upstream-timeout-secs`; a stream may last.
     pub async fn post(
         &self,
         message: Bytes,
@@ -203,8 +208,19 @@ impl Upstream {
         let mut request = self.request(Method::POST, placement, message);
         request.headers_mut().insert(header::CONTENT_TYPE, JSON);
         request.headers_mut().insert(header::ACCEPT, ACCEPT_BOTH);
-        let deadline = self.deadline();
-        let response = self.send(request, deadline).await?;
+        // One timer for the whole exchange: arming a timer costs more than the policy decision.
+        match tokio::time::timeout(self.config.timeout, self.exchange(request)).await {
+            Err(_) => Err(self.timeout_error()),
+            Ok(reply) => reply,
+        }
+    }
+
+    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Reply, UpstreamError> {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|err| self.unreachable(&err))?;
         let status = response.status();
         let session_id = response.headers().get(SESSION_ID).cloned();
         match media_type(&response) {
@@ -214,7 +230,7 @@ impl Upstream {
             }),
             Media::Json => Ok(Reply::Json {
                 status,
-                body: self.read_body(response, deadline).await?,
+                body: self.read_json(response).await?,
                 session_id,
             }),
             _ if status == StatusCode::ACCEPTED => Ok(Reply::Accepted { status }),
@@ -225,7 +241,7 @@ impl Upstream {
                 body: Bytes::new(),
                 session_id,
             }),
-            _ => Err(self.unexpected(response, deadline).await),
+            _ => Err(self.unexpected(response).await),
         }
     }
 
@@ -249,7 +265,9 @@ impl Upstream {
         } else if status.is_client_error() {
             Ok(Err(status))
         } else {
-            Err(self.unexpected(response, deadline).await)
+            tokio::time::timeout_at(deadline, self.unexpected(response))
+                .await
+                .map_or_else(|_| Err(self.timeout_error()), Err)
         }
     }
 
@@ -275,31 +293,24 @@ impl Upstream {
         Box::pin(sse::events(body, self.config.max_event_bytes))
     }
 
-    async fn read_body(
-        &self,
-        response: Response<Incoming>,
-        deadline: Instant,
-    ) -> Result<Bytes, UpstreamError> {
+    /// Reads a JSON answer whole, up to `--max-body-bytes`; the caller bounds the time.
+    async fn read_json(&self, response: Response<Incoming>) -> Result<Bytes, UpstreamError> {
         let limit = self.config.max_body_bytes;
-        let read = Limited::new(response.into_body(), limit).collect();
-        match tokio::time::timeout_at(deadline, read).await {
-            Err(_) => Err(self.timeout_error()),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(err)) if err.is::<LengthLimitError>() => {
-                Err(UpstreamError::AnswerTooLarge(limit))
-            }
-            Ok(Err(err)) => Err(UpstreamError::Stream(error_chain(err.as_ref()))),
+        match Limited::new(response.into_body(), limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(err) if err.is::<LengthLimitError>() => Err(UpstreamError::AnswerTooLarge(limit)),
+            Err(err) => Err(UpstreamError::Stream(error_chain(err.as_ref()))),
         }
     }
 
-    async fn unexpected(&self, response: Response<Incoming>, deadline: Instant) -> UpstreamError {
+    async fn unexpected(&self, response: Response<Incoming>) -> UpstreamError {
         let status = response.status();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
-        let body = self.read_body(response, deadline).await.unwrap_or_default();
+        let body = self.read_json(response).await.unwrap_or_default();
         let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         UpstreamError::UnexpectedAnswer {
             status,
