@@ -1,0 +1,354 @@
+//! What each fuzz target checks, one public function per target.
+//!
+//! Shared by the libFuzzer binaries in `fuzz_targets/` and by `tests/fuzz_regressions.rs`, which
+//! includes this file with `#[path]` and runs every kept input through the same function: an input
+//! that once crashed a target is a plain test case afterwards, with no libFuzzer needed. So this
+//! file uses only `mcpgate`, `serde_json` and std.
+//!
+//! Each function must return for every input. Beyond "no panic", each asserts a property the
+//! gateway relies on; a failed assertion is a crash to the fuzzer, like any other panic.
+
+use std::sync::LazyLock;
+
+use mcpgate::json::{self, StrictJsonError};
+use mcpgate::policy::{Call, CompiledPolicy, Decision};
+use mcpgate::transport::message::{self, Body, Kind, Message, MessageError};
+use serde_json::Value;
+
+/// A fixed policy that uses every kind of rule and a spread of JSON Schema keywords (pattern,
+/// format, $ref, oneOf, if/then, unevaluatedProperties), so that fuzzed arguments meet them.
+const DECIDE_POLICY: &[u8] = include_bytes!("../policies/decide.json");
+
+/// `decide.json`'s agent sections: "admin" (default allow), "bot" (no default of its own).
+const AGENTS: [&str; 2] = ["admin", "bot"];
+
+/// `InvalidArguments` reasons are cut at 1024 bytes, then "…" (3 bytes) is appended.
+const MAX_REASON_BYTES: usize = 1024 + '…'.len_utf8();
+
+static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(|| {
+    CompiledPolicy::from_json_slice(DECIDE_POLICY)
+        .unwrap_or_else(|errors| panic!("fuzz/policies/decide.json does not load:\n{errors}"))
+});
+
+/// Target `message`: a POST body, as an agent sends it.
+///
+/// - `json::parse` agrees with `serde_json` except that it refuses duplicate keys;
+/// - `parse_body` maps JSON errors the way the transport answers them;
+/// - each classified message is well-formed for its kind, and forwarding it is canonical:
+///   `to_bytes()` parses back to the same classification and value, and to the same bytes;
+/// - the fixed policy decides each message without panicking.
+pub fn message(data: &[u8]) {
+    let strict = strict_json(data);
+    let body = message::parse_body(data);
+    match (&strict, &body) {
+        (Ok(_), _) => {}
+        (Err(StrictJsonError::Syntax(_)), Err(MessageError::Parse(_))) => {}
+        (Err(StrictJsonError::DuplicateKey(_)), Err(MessageError::Invalid(_))) => {}
+        (Err(json_error), body) => {
+            panic!("json::parse said {json_error:?} but parse_body said {body:?}")
+        }
+    }
+    let messages = match body {
+        Ok(Body::Single(message)) => vec![message],
+        Ok(Body::Batch(messages)) => {
+            assert!(!messages.is_empty(), "an empty batch was accepted");
+            messages
+        }
+        Err(_) => return,
+    };
+    for message in &messages {
+        check_envelope(message);
+        check_forwarding(message);
+        decide_message(message);
+    }
+}
+
+/// `json::parse` against `serde_json::from_slice`: same value when both accept; strict refuses
+/// only for a syntax error both see, or for a duplicate key.
+fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
+    let strict = json::parse(data);
+    let loose = serde_json::from_slice::<Value>(data);
+    match (&strict, &loose) {
+        (Ok(strict), Ok(loose)) => assert_eq!(strict, loose, "json::parse and serde_json differ"),
+        (Ok(_), Err(error)) => panic!("json::parse accepted what serde_json refuses: {error}"),
+        (Err(StrictJsonError::Syntax(error)), Ok(_)) => {
+            panic!("json::parse called valid JSON a syntax error: {error}")
+        }
+        (Err(StrictJsonError::DuplicateKey(key)), Ok(value)) => assert!(
+            has_key(value, key),
+            "json::parse named duplicate key {key:?}, which the document does not have"
+        ),
+        (Err(_), Err(_)) => {}
+    }
+    strict
+}
+
+fn has_key(value: &Value, key: &str) -> bool {
+    match value {
+        Value::Object(object) => {
+            object.contains_key(key) || object.values().any(|v| has_key(v, key))
+        }
+        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
+        _ => false,
+    }
+}
+
+fn check_envelope(message: &Message) {
+    assert_eq!(message.value.get("jsonrpc"), Some(&Value::from("2.0")));
+    if let Some(id) = message.id() {
+        assert!(id.is_string() || id.is_i64() || id.is_u64(), "id {id}");
+    }
+    match &message.kind {
+        Kind::Request => {
+            assert!(message.id().is_some(), "a request without an id");
+            assert!(message.method().is_some(), "a request without a method");
+        }
+        Kind::Notification => {
+            assert!(message.id().is_none(), "a notification with an id");
+            assert!(
+                message.method().is_some(),
+                "a notification without a method"
+            );
+        }
+        Kind::Response => {
+            assert!(message.id().is_some() && message.method().is_none());
+        }
+    }
+    assert_eq!(
+        message.method(),
+        message.value.get("method").and_then(Value::as_str),
+        "the classified method is not the one the upstream will read"
+    );
+    if let Some(params) = message.params() {
+        assert!(params.is_object() || params.is_array(), "params {params}");
+    }
+    if message.method() == Some("tools/call") {
+        assert!(
+            message.tool_name().is_some(),
+            "tools/call without a string name"
+        );
+        if let Some(arguments) = message.tool_arguments() {
+            assert!(arguments.is_object(), "tools/call arguments {arguments}");
+        }
+    }
+    let _ = message.progress_token();
+}
+
+/// Canonical forwarding (issue 5): the upstream reads exactly the value that was evaluated.
+fn check_forwarding(message: &Message) {
+    let bytes = message.to_bytes();
+    let again = match message::parse_body(&bytes) {
+        Ok(Body::Single(again)) => again,
+        other => panic!(
+            "forwarded bytes {:?} do not parse back to one message: {other:?}",
+            String::from_utf8_lossy(&bytes)
+        ),
+    };
+    assert_eq!(
+        again.kind, message.kind,
+        "forwarding changed the classification"
+    );
+    assert_eq!(again.value, message.value, "forwarding changed the value");
+    assert_eq!(again.to_bytes(), bytes, "forwarding is not stable");
+    assert_eq!(again.tool_name(), message.tool_name());
+    assert_eq!(again.tool_arguments(), message.tool_arguments());
+}
+
+/// What the gateway does next with a message (`gateway.rs`): one `Call` per request.
+fn decide_message(message: &Message) {
+    let Some(method) = message.method() else {
+        return;
+    };
+    for agent in [None, Some(AGENTS[0]), Some(AGENTS[1])] {
+        let call = Call {
+            agent,
+            method,
+            tool: message.tool_name(),
+            arguments: message.tool_arguments(),
+        };
+        check_decision(&POLICY, &call, true);
+    }
+}
+
+/// Target `policy_load`: a policy file. A file that loads is asked about every tool, method and
+/// agent it names (and a few it does not); one that fails gives at least one located error.
+pub fn policy_load(data: &[u8]) {
+    let policy = match CompiledPolicy::from_json_slice(data) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            assert!(
+                !errors.0.is_empty(),
+                "a policy failed to load with no error"
+            );
+            for error in &errors.0 {
+                assert!(
+                    error.path.is_empty() || error.path.starts_with('/'),
+                    "error path {:?} is not a JSON pointer",
+                    error.path
+                );
+            }
+            assert!(!errors.to_string().is_empty());
+            return;
+        }
+    };
+    let file = json::parse(data).expect("a policy that loaded is strict JSON");
+    let mut agents: Vec<Option<&str>> = vec![None, Some("no such agent")];
+    let mut sections = vec![&file];
+    if let Some(named) = file.get("agents").and_then(Value::as_object) {
+        for (name, section) in named.iter().take(4) {
+            agents.push(Some(name));
+            sections.push(section);
+        }
+    }
+    let mut methods: Vec<&str> = vec!["resources/read", "prompts/get", "ping", "notifications/x"];
+    for section in sections {
+        if let Some(rules) = section.get("methods").and_then(Value::as_object) {
+            methods.extend(rules.keys().take(8).map(String::as_str));
+        }
+    }
+    let mut tools: Vec<&str> = policy.tool_rule_names().take(16).collect();
+    tools.extend(["", "unlisted"]);
+    let fixed = [
+        Value::Object(Default::default()),
+        serde_json::json!({"symbol": "BTCUSDT", "depth": 5, "query": "x", "amount": 1}),
+    ];
+    let mut arguments: Vec<Option<&Value>> = vec![None, Some(&fixed[0]), Some(&fixed[1])];
+    // Instances the fuzzer controls: the `examples` of each top-level argument schema (a keyword
+    // that does not affect validation), so that fuzzed schemas meet fuzzed values.
+    let examples = file
+        .get("tools")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten();
+    let examples = examples.filter_map(|(_, rule)| rule.pointer("/arguments/examples")?.as_array());
+    arguments.extend(examples.flatten().take(4).map(Some));
+    for agent in agents {
+        for &tool in &tools {
+            for &args in &arguments {
+                let call = Call {
+                    agent,
+                    method: "tools/call",
+                    tool: Some(tool),
+                    arguments: args,
+                };
+                check_decision(&policy, &call, false);
+            }
+        }
+        for &method in &methods {
+            let call = Call {
+                agent,
+                method,
+                tool: None,
+                arguments: None,
+            };
+            check_decision(&policy, &call, false);
+        }
+    }
+}
+
+/// Target `policy_decide`: the fixed policy (`fuzz/policies/decide.json`) asked about one call,
+/// written as lines so that kept inputs are readable:
+///
+/// ```text
+/// AGENT      (empty: no agent)
+/// METHOD     (empty: tools/call)
+/// TOOL       (line absent: no params.name)
+/// ARGUMENTS  (the rest, strict JSON; absent or not JSON: no arguments)
+/// ```
+pub fn policy_decide(data: &[u8]) {
+    let mut lines = data.splitn(4, |&b| b == b'\n');
+    let Ok(agent) = std::str::from_utf8(lines.next().unwrap_or_default()) else {
+        return;
+    };
+    let Ok(method) = std::str::from_utf8(lines.next().unwrap_or_default()) else {
+        return;
+    };
+    let tool = match lines.next().map(std::str::from_utf8) {
+        Some(Ok(tool)) => Some(tool),
+        Some(Err(_)) => return,
+        None => None,
+    };
+    let arguments = lines.next().and_then(|rest| json::parse(rest).ok());
+    let call = Call {
+        agent: (!agent.is_empty()).then_some(agent),
+        method: if method.is_empty() {
+            "tools/call"
+        } else {
+            method
+        },
+        tool,
+        arguments: arguments.as_ref(),
+    };
+    check_decision(&POLICY, &call, true);
+    // A name that is not exactly an agent section's is no agent at all: "Admin", "admin ".
+    if let Some(agent) = call.agent.filter(|agent| !AGENTS.contains(agent)) {
+        let anonymous = Call {
+            agent: None,
+            ..call
+        };
+        assert_eq!(
+            POLICY.decide(&call),
+            POLICY.decide(&anonymous),
+            "agent {agent:?} is treated as an agent section"
+        );
+    }
+}
+
+/// Properties of one decision that hold for every policy; `fixed` adds those that hold for
+/// `decide.json` (default deny; only "admin" relaxes it).
+fn check_decision(policy: &CompiledPolicy, call: &Call<'_>, fixed: bool) {
+    let decision = policy.decide(call);
+    assert_eq!(decision, policy.decide(call), "decide is not deterministic");
+    let _ = policy.explain(call);
+    let lifecycle = matches!(call.method, "initialize" | "ping" | "tools/list")
+        || call.method.starts_with("notifications/");
+    assert_eq!(
+        lifecycle,
+        decision == Decision::Lifecycle,
+        "method {:?} decided {decision:?}",
+        call.method
+    );
+    if let Decision::InvalidArguments { reason, .. } = &decision {
+        assert!(!reason.is_empty(), "invalid arguments with no reason");
+        assert!(
+            reason.len() <= MAX_REASON_BYTES,
+            "reason of {} bytes",
+            reason.len()
+        );
+    }
+    if lifecycle || call.method != "tools/call" {
+        if fixed && call.agent != Some("admin") && !matches!(decision, Decision::Lifecycle) {
+            let allowed = matches!(decision, Decision::Allow { .. });
+            assert_eq!(
+                allowed,
+                call.method == "resources/read",
+                "method {:?} decided {decision:?}",
+                call.method
+            );
+        }
+        return;
+    }
+    let Some(tool) = call.tool else {
+        assert_eq!(decision, Decision::UnknownTool, "tools/call without a name");
+        return;
+    };
+    // tools/list must list exactly the tools a call could run (or wait for approval of).
+    let runnable = matches!(
+        decision,
+        Decision::Allow { .. } | Decision::Approval { .. } | Decision::InvalidArguments { .. }
+    );
+    assert_eq!(
+        policy.tool_visible(call.agent, tool),
+        runnable,
+        "tools/list and tools/call disagree on {tool:?} for {:?}: {decision:?}",
+        call.agent
+    );
+    // Names match exactly: under default deny, only a tool with a rule of that very name can be
+    // anything but unknown.
+    if fixed && call.agent != Some("admin") && decision != Decision::UnknownTool {
+        assert!(
+            policy.tool_rule_names().any(|name| name == tool),
+            "tool {tool:?} has no rule but was decided {decision:?}"
+        );
+    }
+}
