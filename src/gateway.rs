@@ -298,14 +298,19 @@ impl Gateway {
 /// (a JSON-RPC error would reach the client library, not the model); other methods get an error.
 fn refusal_answer(id: Option<&Value>, method: &str, text: &str) -> Value {
     if method == "tools/call" {
-        json!({
-            "jsonrpc": "2.0",
-            "id": id.cloned().unwrap_or(Value::Null),
-            "result": { "content": [{ "type": "text", "text": text }], "isError": true },
-        })
+        tool_error_answer(id, text)
     } else {
         error_answer(id, code::POLICY_DENIED, text)
     }
+}
+
+/// A `tools/call` result the model reads: the call was not made, and why.
+pub fn tool_error_answer(id: Option<&Value>, text: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "result": { "content": [{ "type": "text", "text": text }], "isError": true },
+    })
 }
 
 pub fn error_answer(id: Option<&Value>, code: i64, message: &str) -> Value {

@@ -294,11 +294,7 @@ impl Outcome {
                 a.id, a.rule, a.reason, a.expires_at
             ),
         };
-        json!({
-            "jsonrpc": "2.0",
-            "id": message.id().cloned().unwrap_or(Value::Null),
-            "result": { "content": [{ "type": "text", "text": text }], "isError": true },
-        })
+        crate::gateway::tool_error_answer(message.id(), &text)
     }
 }
 
