@@ -6,6 +6,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 /// Why a document was refused.
@@ -98,13 +99,17 @@ impl<'de> Visitor<'de> for StrictValue {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "{DUPLICATE_MARKER}{key}{DUPLICATE_MARKER}"
-                )));
+            match object.entry(key) {
+                Entry::Occupied(seen) => {
+                    return Err(de::Error::custom(format_args!(
+                        "{DUPLICATE_MARKER}{}{DUPLICATE_MARKER}",
+                        seen.key()
+                    )));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(StrictValue)?);
+                }
             }
-            let value = map.next_value_seed(StrictValue)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
