@@ -195,6 +195,7 @@ fn every_serve_flag_can_come_from_the_environment() {
         "MCPGATE_POLICY",
         "MCPGATE_AUDIT",
         "MCPGATE_MAX_SESSIONS",
+        "MCPGATE_WORKER_THREADS",
     ] {
         assert!(help.contains(variable), "--help names {variable}");
     }

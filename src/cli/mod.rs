@@ -44,6 +44,11 @@ pub struct Cli {
     /// Log filter, tracing's EnvFilter syntax (e.g. info, mcpgate=debug).
     #[arg(long, global = true, env = "MCPGATE_LOG", default_value = "info")]
     pub log: String,
+    /// Threads serving requests (default: one per CPU). Like Envoy's --concurrency: on a host
+    /// shared with the upstream and other work, fewer threads waste less CPU on handing tasks
+    /// between them (bench/README.md).
+    #[arg(long, global = true, env = "MCPGATE_WORKER_THREADS")]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -243,8 +248,8 @@ pub fn main() -> std::process::ExitCode {
             );
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve(args) => run::block_on(run::serve(args)),
-        Command::Simulate(args) => run::block_on(run::simulate(args)),
-        Command::Demo(args) => run::block_on(run::demo(args)),
+        Command::Serve(args) => run::block_on(cli.worker_threads, run::serve(args)),
+        Command::Simulate(args) => run::block_on(cli.worker_threads, run::simulate(args)),
+        Command::Demo(args) => run::block_on(cli.worker_threads, run::demo(args)),
     }
 }

@@ -29,11 +29,15 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
-pub fn block_on(run: impl Future<Output = Result<(), String>>) -> ExitCode {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
+pub fn block_on(
+    worker_threads: Option<std::num::NonZeroUsize>,
+    run: impl Future<Output = Result<(), String>>,
+) -> ExitCode {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        runtime.worker_threads(threads.get());
+    }
+    let runtime = runtime.enable_all().build().expect("the tokio runtime starts");
     match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
