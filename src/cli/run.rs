@@ -37,7 +37,10 @@ pub fn block_on(
     if let Some(threads) = worker_threads {
         runtime.worker_threads(threads.get());
     }
-    let runtime = runtime.enable_all().build().expect("the tokio runtime starts");
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
     match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
