@@ -21,7 +21,7 @@ pub struct GatewayConfig {
 }
 
 /// Human approval and the admin API it is worked from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     /// Bearer token for `/admin`; no token, no admin API.
     pub admin_token: Option<String>,
@@ -29,8 +29,23 @@ pub struct ApprovalConfig {
     pub admin_listen: Option<SocketAddr>,
     /// How long a call under an approval rule is held open waiting for a decision.
     pub hold: Duration,
+    /// How often a held call tells a client that sent a progressToken that it still waits.
+    pub progress_every: Duration,
     pub webhook: Option<reqwest::Url>,
     pub webhook_secret: Option<String>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: None,
+            admin_listen: None,
+            hold: Duration::from_secs(60),
+            progress_every: Duration::from_secs(5),
+            webhook: None,
+            webhook_secret: None,
+        }
+    }
 }
 
 /// Every bound the gateway puts on what a client or the upstream may make it hold.

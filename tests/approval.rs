@@ -611,3 +611,52 @@ async fn the_cli_lists_approves_and_rejects() {
         .message()
         .contains("ETH is off limits"));
 }
+
+#[tokio::test]
+async fn a_held_stream_sends_progress_to_a_client_that_asked_for_it() {
+    let harness = start_with(Setup {
+        approvals: ApprovalConfig {
+            admin_token: Some(ADMIN_TOKEN.into()),
+            hold: Duration::from_secs(30),
+            progress_every: Duration::from_millis(20),
+            ..ApprovalConfig::default()
+        },
+        ..setup(Duration::from_secs(30))
+    })
+    .await;
+    let mut client = harness.client();
+    client.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+        "name": "subscribe_to_trade_stream", "arguments": {"symbol": "BTCUSDT"},
+        "_meta": {"progressToken": "wait-1"}}});
+    let response = client
+        .http
+        .post(&client.url)
+        .headers(client.headers())
+        .body(call.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = SseReader::new(response);
+    let mut steps = Vec::new();
+    while steps.len() < 2 {
+        let note = stream.next_message().await.unwrap();
+        assert_eq!(note["method"], "notifications/progress", "{note}");
+        assert_eq!(note["params"]["progressToken"], "wait-1");
+        steps.push(note["params"]["progress"].as_u64().unwrap());
+    }
+    assert!(steps[1] > steps[0], "progress increases: {steps:?}");
+    let pending = Admin::of(&harness).list().await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Admin::of(&harness).decide(&pending, "approve", None).await;
+    loop {
+        let message = stream.next_message().await.unwrap();
+        if message.get("method").is_none() {
+            assert_eq!(message["id"], 9);
+            assert_eq!(message["result"]["isError"], false, "{message}");
+            break;
+        }
+    }
+}

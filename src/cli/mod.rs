@@ -125,6 +125,10 @@ pub struct GatewayOptions {
     /// agent is told to repeat the call once it is approved.
     #[arg(long, env = "MCPGATE_APPROVAL_HOLD", default_value_t = 60)]
     pub approval_hold: u64,
+    /// Seconds between the progress notifications a held call sends to a client that gave a
+    /// progressToken (keep-alive comments go to every stream client regardless).
+    #[arg(long, env = "MCPGATE_APPROVAL_PROGRESS_SECS", default_value_t = 5)]
+    pub approval_progress_secs: u64,
     /// POST each new pending approval as JSON to this URL, signed in the X-Mcpgate-Signature
     /// header (sha256=HMAC of the body under --approval-webhook-secret).
     #[arg(
@@ -191,6 +195,7 @@ impl GatewayOptions {
                 admin_token: self.admin_token.clone(),
                 admin_listen: self.admin_listen,
                 hold: Duration::from_secs(self.approval_hold),
+                progress_every: Duration::from_secs(self.approval_progress_secs.max(1)),
                 webhook: self.approval_webhook.clone(),
                 webhook_secret: self.approval_webhook_secret.clone(),
             },

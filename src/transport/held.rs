@@ -30,9 +30,6 @@ use crate::upstream::Reply;
 /// here, never forwarded, and the prefix keeps them apart from the upstream's ids.
 const ELICITATION_PREFIX: &str = "mcpgate-approval-";
 
-/// How often a held stream tells a client that gave a progressToken that it is still waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
-
 /// How a held call ended.
 enum Outcome {
     Approved,
@@ -229,8 +226,13 @@ async fn wait(
         .time_left(&approval.id, Instant::now())
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + hold.min(expiry);
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    // tokio's interval refuses a zero period.
+    let every = gateway
+        .config
+        .approvals
+        .progress_every
+        .max(Duration::from_millis(1));
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut step = 0u64;
     loop {
         tokio::select! {
