@@ -225,8 +225,9 @@ impl Gateway {
         }
     }
 
-    /// Appends an audit record. An audit log that cannot be written fails the call closed:
-    /// nothing is forwarded that was not recorded.
+    /// Appends an audit record (a no-op without `--audit`). A forwarded call is recorded once the
+    /// upstream has answered, with its status, so a failed write is reported to the caller to
+    /// log: the call has happened and refusing its answer would not undo it.
     pub fn record(&self, record: &AuditRecord<'_>) -> std::io::Result<()> {
         match &self.audit {
             Some(log) => log.write(record),
