@@ -396,3 +396,49 @@ async fn audit_arguments_are_recorded_when_asked() {
         .unwrap();
     assert_eq!(line["arguments"]["symbol"], "ETHUSDT");
 }
+
+/// An upstream that streams its tools/list answer under another id (a string for a number).
+async fn mislabelling_upstream() -> String {
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|body: axum::Json<Value>| async move {
+            let message = body.0;
+            match message["method"].as_str() {
+                Some("initialize") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
+                    "protocolVersion": VERSION, "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "mislabelling", "version": "1"}}}))
+                .into_response(),
+                Some("tools/list") => {
+                    let answer = json!({"jsonrpc": "2.0", "id": message["id"].to_string(), "result": {"tools": [
+                        {"name": "get_price", "inputSchema": {"type": "object"}},
+                        {"name": "withdraw_funds", "inputSchema": {"type": "object"}}]}});
+                    (
+                        [("content-type", "text/event-stream")],
+                        format!("event: message\ndata: {answer}\n\n"),
+                    )
+                        .into_response()
+                }
+                _ => StatusCode::ACCEPTED.into_response(),
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_streamed_tools_list_is_filtered_even_under_another_id() {
+    let harness = start_with(Setup {
+        policy: POLICY.into(),
+        upstream: Some(mislabelling_upstream().await),
+        ..Setup::default()
+    })
+    .await;
+    let mut client = harness.client();
+    client.initialize().await;
+    let answer = client.request("tools/list", json!({})).await;
+    assert!(answer.text.contains("get_price"), "{}", answer.text);
+    assert!(!answer.text.contains("withdraw_funds"), "{}", answer.text);
+}

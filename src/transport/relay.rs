@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::gateway::Gateway;
 use crate::session::Session;
-use crate::upstream::answer::{self, is_answer_to};
+use crate::upstream::answer;
 use crate::upstream::{EventStream, SseEvent, UpstreamError};
 
 /// Keeps idle streams open through proxies and load balancers that cut silent connections.
@@ -119,11 +119,16 @@ pub(super) fn to_client_event(
     id: Option<&Value>,
     filter: Option<&ToolsFilter>,
 ) -> Event {
-    let data = match (filter, id) {
-        (Some(filter), Some(id)) if is_answer_to(&event.data, id) => {
+    // In a tools/list exchange every message that is not a request or notification is filtered,
+    // not only the one whose id matches: an answer under another id must not carry hidden tools
+    // past the filter. Events without data (2025-11-25 resumption primers) carry no message.
+    let data = match filter {
+        Some(filter)
+            if !event.data.is_empty() && !answer::is_request_or_notification(&event.data) =>
+        {
             match filter.apply(event.data.as_bytes()) {
                 Ok(filtered) => String::from_utf8_lossy(&filtered).into_owned(),
-                Err(err) => return error_event(Some(id), &err),
+                Err(err) => return error_event(id, &err),
             }
         }
         _ => event.data,

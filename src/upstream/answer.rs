@@ -27,6 +27,16 @@ pub fn is_answer_to(data: &str, id: &Value) -> bool {
             .is_some_and(|got| &got == id)
 }
 
+/// Does this message carry a `method` (a request or notification, not an answer)?
+pub fn is_request_or_notification(data: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        method: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_str::<Envelope>(data).is_ok_and(|e| e.method.is_some())
+}
+
 /// Reads `events` until the answer to `id`; its JSON text.
 pub async fn await_answer(
     mut events: EventStream,
