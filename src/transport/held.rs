@@ -30,9 +30,8 @@ use crate::upstream::Reply;
 /// here, never forwarded, and the prefix keeps them apart from the upstream's ids.
 const ELICITATION_PREFIX: &str = "mcpgate-approval-";
 
-/// How a held call ended.
-enum Outcome {
-    Approved,
+/// Why a held call was not made (`wait` answers `Ok` when it may go through).
+enum NotMade {
     Rejected(Approval),
     Expired(Approval),
     /// Approved, but an identical call made after the approval used it first.
@@ -76,10 +75,8 @@ pub async fn hold(
             }
             match format {
                 AnswerFormat::Json => match wait(gateway, &approval, decided, None).await {
-                    Outcome::Approved => {
-                        forward_approved(gateway, session, version, &message, format).await
-                    }
-                    other => axum::Json(other.answer(&message)).into_response(),
+                    Ok(()) => forward_approved(gateway, session, version, &message, format).await,
+                    Err(not_made) => axum::Json(not_made.answer(&message)).into_response(),
                 },
                 AnswerFormat::Stream => {
                     let elicit = hold.via == ApprovalVia::Elicitation && session.elicits;
@@ -116,11 +113,10 @@ fn held_stream(
             .progress_token()
             .cloned()
             .map(|token| (&events, token));
-        let outcome = wait(&gateway, &approval, decided, progress).await;
-        let Outcome::Approved = outcome else {
-            let _ = events.send(message_event(&outcome.answer(&message))).await;
+        if let Err(not_made) = wait(&gateway, &approval, decided, progress).await {
+            let _ = events.send(message_event(&not_made.answer(&message))).await;
             return;
-        };
+        }
         let started = Instant::now();
         let pass = match gateway.police_approved(&session, &message) {
             Verdict::Pass(pass) => pass,
@@ -213,13 +209,13 @@ async fn forward_approved(
     }
 }
 
-/// Waits for the decision, up to `--approval-hold` or the approval's expiry, whichever is first.
+/// Waits for the decision (and uses a granted approval), up to `--approval-hold` or the approval's expiry, whichever is first.
 async fn wait(
     gateway: &Gateway,
     approval: &Approval,
     mut decided: watch::Receiver<Status>,
     progress: Option<(&mpsc::Sender<Event>, Value)>,
-) -> Outcome {
+) -> Result<(), NotMade> {
     let hold = gateway.config.approvals.hold;
     let expiry = gateway
         .approvals
@@ -259,38 +255,37 @@ async fn wait(
         .unwrap_or_else(|| approval.clone());
     match current.status {
         Status::Approved => match gateway.approvals.use_granted(&approval.id, Instant::now()) {
-            Ok(_) => Outcome::Approved,
-            Err(UseError::Expired(_)) => Outcome::Expired(current),
-            Err(UseError::NotGranted(_)) => Outcome::UsedElsewhere(current),
+            Ok(_) => Ok(()),
+            Err(UseError::Expired(_)) => Err(NotMade::Expired(current)),
+            Err(UseError::NotGranted(_)) => Err(NotMade::UsedElsewhere(current)),
         },
-        Status::Rejected => Outcome::Rejected(current),
-        Status::Expired => Outcome::Expired(current),
-        Status::Used => Outcome::UsedElsewhere(current),
-        Status::Pending => Outcome::StillPending(current),
+        Status::Rejected => Err(NotMade::Rejected(current)),
+        Status::Expired => Err(NotMade::Expired(current)),
+        Status::Used => Err(NotMade::UsedElsewhere(current)),
+        Status::Pending => Err(NotMade::StillPending(current)),
     }
 }
 
-impl Outcome {
-    /// The tool result the agent gets when the call was not made.
+impl NotMade {
+    /// The tool result the agent gets instead.
     fn answer(&self, message: &Message) -> Value {
         let text = match self {
-            Outcome::Approved => "approved".to_owned(),
-            Outcome::Rejected(a) => format!(
+            NotMade::Rejected(a) => format!(
                 "Rejected by {} (approval {}, rule {}): {}. The call was not made.",
                 a.decided_by.as_deref().unwrap_or("a reviewer"),
                 a.id,
                 a.rule,
                 a.decision_reason.as_deref().unwrap_or("no reason given")
             ),
-            Outcome::Expired(a) => format!(
+            NotMade::Expired(a) => format!(
                 "Approval {} expired before it was used; the call was not made. Repeat the call to ask again.",
                 a.id
             ),
-            Outcome::UsedElsewhere(a) => format!(
+            NotMade::UsedElsewhere(a) => format!(
                 "Approval {} was used by an identical call; this one was not made. Repeat it to ask again.",
                 a.id
             ),
-            Outcome::StillPending(a) => format!(
+            NotMade::StillPending(a) => format!(
                 "Waiting for approval {} ({}: {}). The call was not made yet: once a person approves it, \
                  repeat exactly the same call and it will go through once. The approval expires at {}.",
                 a.id, a.rule, a.reason, a.expires_at

@@ -97,6 +97,7 @@ async fn initialize(
     message: Message,
     format: AnswerFormat,
 ) -> Result<Response, GatewayError> {
+    // Checked before the upstream is asked too, so a full gateway opens no upstream session.
     if gateway.sessions.len() >= gateway.config.limits.max_sessions {
         return Err(GatewayError::TooManySessions(
             gateway.config.limits.max_sessions,
