@@ -93,28 +93,32 @@ async fn session(harness: &Harness) -> Client {
     client
 }
 
-fn spawn_call(
+/// Makes a call under an approval rule from another task and waits until it is queued.
+async fn hold_call(
+    harness: &Harness,
     client: &Client,
     tool: &'static str,
     arguments: Value,
-) -> tokio::task::JoinHandle<Answer> {
+) -> (tokio::task::JoinHandle<Answer>, Approval) {
+    let mut changes = harness.gateway.approvals.subscribe();
     let mut caller = Client::new(&client.url);
     caller.session = client.session.clone();
     caller.accept = client.accept;
-    tokio::spawn(async move { caller.call_tool(tool, arguments).await })
+    let call = tokio::spawn(async move { caller.call_tool(tool, arguments).await });
+    (call, next_pending(&mut changes).await)
 }
 
 #[tokio::test]
 async fn approved_within_the_hold_the_call_goes_through_once() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
     let client = session(&harness).await;
-    let mut changes = harness.gateway.approvals.subscribe();
-    let call = spawn_call(
+    let (call, pending) = hold_call(
+        &harness,
         &client,
         "subscribe_to_trade_stream",
         json!({"symbol": "BTCUSDT"}),
-    );
-    let pending = next_pending(&mut changes).await;
+    )
+    .await;
     assert_eq!(pending.tool, "subscribe_to_trade_stream");
     assert_eq!(pending.arguments, json!({"symbol": "BTCUSDT"}));
     assert_eq!(pending.reason, "opens a long-lived upstream stream");
@@ -159,13 +163,13 @@ async fn approved_within_the_hold_the_call_goes_through_once() {
 async fn a_rejected_call_is_an_error_result_with_the_reviewers_reason() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
     let client = session(&harness).await;
-    let mut changes = harness.gateway.approvals.subscribe();
-    let call = spawn_call(
+    let (call, pending) = hold_call(
+        &harness,
         &client,
         "subscribe_to_trade_stream",
         json!({"symbol": "BTCUSDT"}),
-    );
-    let pending = next_pending(&mut changes).await;
+    )
+    .await;
     let (status, _) = Admin::of(&harness)
         .decide(&pending.id, "reject", Some("no streams today"))
         .await;
@@ -386,13 +390,13 @@ async fn elicitation_asks_the_clients_user_on_the_held_stream() {
 async fn a_client_without_elicitation_falls_back_to_the_queue() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
     let client = session(&harness).await;
-    let mut changes = harness.gateway.approvals.subscribe();
-    let call = spawn_call(
+    let (call, pending) = hold_call(
+        &harness,
         &client,
         "subscribe_to_kline_stream",
         json!({"symbol": "BTCUSDT"}),
-    );
-    let pending = next_pending(&mut changes).await;
+    )
+    .await;
     Admin::of(&harness)
         .decide(&pending.id, "approve", None)
         .await;
@@ -556,13 +560,13 @@ async fn mcpgate_approvals(harness: &Harness, args: &[&str], token: &str) -> std
 async fn the_cli_lists_approves_and_rejects() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
     let client = session(&harness).await;
-    let mut changes = harness.gateway.approvals.subscribe();
-    let call = spawn_call(
+    let (call, pending) = hold_call(
+        &harness,
         &client,
         "subscribe_to_trade_stream",
         json!({"symbol": "BTCUSDT"}),
-    );
-    let pending = next_pending(&mut changes).await;
+    )
+    .await;
 
     let listed = mcpgate_approvals(&harness, &["list"], ADMIN_TOKEN).await;
     let table = String::from_utf8_lossy(&listed.stdout);
@@ -588,12 +592,13 @@ async fn the_cli_lists_approves_and_rejects() {
     );
     assert!(!call.await.unwrap().is_tool_error());
 
-    let second = spawn_call(
+    let (second, pending) = hold_call(
+        &harness,
         &client,
         "subscribe_to_trade_stream",
         json!({"symbol": "ETHUSDT"}),
-    );
-    let pending = next_pending(&mut changes).await;
+    )
+    .await;
     let rejected = mcpgate_approvals(
         &harness,
         &["reject", &pending.id, "--reason", "ETH is off limits"],

@@ -426,8 +426,8 @@ async fn oversized_headers_get_431() {
     assert_eq!(response.status(), 431);
 }
 
-#[tokio::test]
-async fn a_client_that_trickles_its_headers_is_cut_off() {
+/// A gateway that gives clients 200 ms to send a request, and a raw connection to it.
+async fn connect_with_short_read_timeout() -> (Harness, tokio::net::TcpStream) {
     let harness = start_with(Setup {
         limits: Limits {
             request_read_timeout: Duration::from_millis(200),
@@ -437,7 +437,13 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     })
     .await;
     let addr = harness.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    (harness, socket)
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_cut_off() {
+    let (_harness, mut socket) = connect_with_short_read_timeout().await;
     socket
         .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: app")
         .await
@@ -453,16 +459,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn a_body_that_never_arrives_gets_408() {
-    let harness = start_with(Setup {
-        limits: Limits {
-            request_read_timeout: Duration::from_millis(200),
-            ..Limits::default()
-        },
-        ..Setup::default()
-    })
-    .await;
-    let addr = harness.base.trim_start_matches("http://");
-    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (_harness, mut socket) = connect_with_short_read_timeout().await;
     socket
         .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{\"json")
         .await
