@@ -3,6 +3,8 @@
 //! same key twice is an error. Parsers disagree on which duplicate wins (first, last, or both), so
 //! a message whose meaning depends on the reader must never be evaluated by one and obeyed by another.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -28,9 +30,18 @@ pub fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     Ok(value)
 }
 
+/// Checks `bytes` exactly as [`parse`] does (same errors, found in the same order) without
+/// building a value: for a message of which only a few fields are read, the rest is kept as text.
+pub fn check(bytes: &[u8]) -> Result<(), StrictJsonError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    StrictCheck.deserialize(&mut de).map_err(classify)?;
+    de.end().map_err(classify)
+}
+
 const DUPLICATE_MARKER: &str = "\u{0}duplicate key\u{0}";
 
-fn classify(err: serde_json::Error) -> StrictJsonError {
+/// Tells a duplicate key found by the seeds here from any other error serde_json reports.
+pub(crate) fn classify(err: serde_json::Error) -> StrictJsonError {
     let text = err.to_string();
     match text.strip_prefix(DUPLICATE_MARKER) {
         Some(rest) => {
@@ -41,7 +52,12 @@ fn classify(err: serde_json::Error) -> StrictJsonError {
     }
 }
 
-struct StrictValue;
+pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format_args!("{DUPLICATE_MARKER}{key}{DUPLICATE_MARKER}"))
+}
+
+/// Reads one value strictly, for callers that read a document piece by piece.
+pub(crate) struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
     type Value = Value;
@@ -100,18 +116,124 @@ impl<'de> Visitor<'de> for StrictValue {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             match object.entry(key) {
-                Entry::Occupied(seen) => {
-                    return Err(de::Error::custom(format_args!(
-                        "{DUPLICATE_MARKER}{}{DUPLICATE_MARKER}",
-                        seen.key()
-                    )));
-                }
+                Entry::Occupied(seen) => return Err(duplicate(seen.key())),
                 Entry::Vacant(slot) => {
                     slot.insert(map.next_value_seed(StrictValue)?);
                 }
             }
         }
         Ok(Value::Object(object))
+    }
+}
+
+struct StrictCheck;
+
+impl<'de> DeserializeSeed<'de> for StrictCheck {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictCheck {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        match v.is_finite() {
+            true => Ok(()),
+            false => Err(E::custom("number out of range")),
+        }
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(StrictCheck)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = Keys::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            keys.insert(key).map_err(|key| duplicate(&key))?;
+            map.next_value_seed(StrictCheck)?;
+        }
+        Ok(())
+    }
+}
+
+/// The keys of one object seen so far. Most objects have a handful, compared in a list; past
+/// that a set keeps an object with very many keys from costing a comparison per pair.
+#[derive(Default)]
+pub(crate) struct Keys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+impl<'de> Keys<'de> {
+    const FEW: usize = 16;
+
+    /// Gives `key` back if the object had it already.
+    pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
+        if self.few.contains(&key) || self.many.contains(&key) {
+            return Err(key);
+        }
+        if self.few.len() < Self::FEW {
+            self.few.push(key);
+        } else {
+            self.many.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes to decode.
+pub(crate) struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
@@ -158,5 +280,38 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn check_refuses_and_accepts_exactly_what_parse_does() {
+        let many_keys = format!(
+            "{{{}}}",
+            (0..40)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let many_keys_twice = many_keys.replace("\"k39\"", "\"k3\"");
+        for text in [
+            r#"{"a":[1,-2,3.5,"x",null,true],"b":{"c":{}}}"#,
+            r#"{"method":"a","method":"b"}"#,
+            r#"[{"a":{"b":[{"c":1,"c":2}]}}]"#,
+            r#"{"name":"a","na\u006de":"b"}"#,
+            r#"{"a":1,"a":2,"#,
+            r#"{"a":"\ud800"}"#,
+            "1e400",
+            "{\"a\":1} x",
+            &many_keys,
+            &many_keys_twice,
+        ] {
+            let parsed = parse(text.as_bytes()).map(drop);
+            let checked = check(text.as_bytes());
+            assert_eq!(format!("{checked:?}"), format!("{parsed:?}"), "{text}");
+        }
+        let invalid_utf8 = b"{\"a\":\"\xff\"}";
+        assert!(matches!(
+            check(invalid_utf8),
+            Err(StrictJsonError::Syntax(_))
+        ));
     }
 }

@@ -109,10 +109,7 @@ fn held_stream(
                 .send(message_event(&elicitation_request(&approval)))
                 .await;
         }
-        let progress = message
-            .progress_token()
-            .cloned()
-            .map(|token| (&events, token));
+        let progress = message.progress_token().map(|token| (&events, token));
         if let Err(not_made) = wait(&gateway, &approval, decided, progress).await {
             let _ = events.send(message_event(&not_made.answer(&message))).await;
             return;
@@ -337,7 +334,7 @@ pub fn take_elicitation_answer(
 ) -> Response {
     let id = message.id().and_then(Value::as_str).unwrap_or_default();
     let approval_id = &id[ELICITATION_PREFIX.len()..];
-    let Some(result) = message.value.get("result") else {
+    let Some(result) = message.result() else {
         // The client could not ask its user (an error answer): the approval stays in the queue.
         return StatusCode::ACCEPTED.into_response();
     };

@@ -1,9 +1,19 @@
 //! The JSON-RPC envelope: what the gateway reads of a message before it decides.
 //!
-//! A message stays a `serde_json::Value` (nothing is dropped); this module only classifies it and
-//! pulls out the fields policy needs. The value classified here is the value later serialised and
-//! forwarded, so what was evaluated is exactly what the upstream reads.
+//! One pass reads what policy needs into values: `jsonrpc`, `id`, `method` and, for
+//! `tools/call`, `params.name` and `params.arguments`. Every other member (a response's
+//! `result`, other methods' `params`, `_meta`) is kept as text, checked as strictly as the rest
+//! (`json::check`: syntax, string encoding, duplicate keys at any depth) but never built into a
+//! value the gateway does not read.
+//!
+//! What is forwarded is written from this: the fields policy evaluated are serialised from the
+//! parsed values, the rest is the checked text. No member can mean one thing to the gateway and
+//! another upstream: a duplicate key, the one thing JSON parsers disagree on, is refused anywhere.
 
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::json::{self, StrictJsonError};
@@ -11,9 +21,28 @@ use crate::json::{self, StrictJsonError};
 /// One JSON-RPC message from a client, classified.
 #[derive(Debug)]
 pub struct Message {
-    pub value: Value,
     pub kind: Kind,
+    id: Option<Value>,
+    method: Option<String>,
+    params: Option<Params>,
+    /// Members other than `jsonrpc`, `id`, `method` and `params` (a response's `result` or
+    /// `error`), as they came.
+    others: Members,
 }
+
+#[derive(Debug)]
+enum Params {
+    /// `tools/call`: what policy reads, parsed; the rest as it came.
+    ToolCall {
+        name: String,
+        arguments: Option<Value>,
+        others: Members,
+    },
+    /// Any other method's: policy reads only the method name.
+    Other(Box<RawValue>),
+}
+
+type Members = Vec<(String, Box<RawValue>)>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -25,6 +54,10 @@ pub enum Kind {
 
 /// What a POST body held.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one message is the common body: boxing it would cost an allocation per call"
+)]
 pub enum Body {
     Single(Message),
     Batch(Vec<Message>),
@@ -42,68 +75,256 @@ pub enum MessageError {
 
 impl Message {
     pub fn id(&self) -> Option<&Value> {
-        self.value.get("id")
+        self.id.as_ref()
     }
 
     pub fn method(&self) -> Option<&str> {
-        match &self.kind {
-            Kind::Request | Kind::Notification => self.value.get("method")?.as_str(),
-            Kind::Response => None,
-        }
-    }
-
-    pub fn params(&self) -> Option<&Value> {
-        self.value.get("params")
+        self.method.as_deref()
     }
 
     /// `params.name` of a `tools/call`, checked to be a string when the message is classified.
     pub fn tool_name(&self) -> Option<&str> {
-        self.params()?.get("name")?.as_str()
+        match &self.params {
+            Some(Params::ToolCall { name, .. }) => Some(name),
+            _ => None,
+        }
     }
 
     pub fn tool_arguments(&self) -> Option<&Value> {
-        self.params()?.get("arguments")
+        match &self.params {
+            Some(Params::ToolCall { arguments, .. }) => arguments.as_ref(),
+            _ => None,
+        }
     }
 
-    pub fn progress_token(&self) -> Option<&Value> {
-        self.params()?.get("_meta")?.get("progressToken")
+    /// `params`, parsed (off the call path: initialize, held calls).
+    pub fn params(&self) -> Option<Value> {
+        match self.params.as_ref()? {
+            Params::Other(raw) => Some(parse_checked(raw)),
+            Params::ToolCall { .. } => serde_json::from_slice(&self.to_bytes())
+                .ok()
+                .and_then(|mut message: Value| message.get_mut("params").map(Value::take)),
+        }
     }
 
+    pub fn progress_token(&self) -> Option<Value> {
+        let meta = match self.params.as_ref()? {
+            Params::ToolCall { others, .. } => parse_checked(member(others, "_meta")?),
+            Params::Other(raw) => parse_checked(raw).get_mut("_meta")?.take(),
+        };
+        meta.get("progressToken").cloned()
+    }
+
+    /// A response's `result`, parsed.
+    pub fn result(&self) -> Option<Value> {
+        member(&self.others, "result").map(parse_checked)
+    }
+
+    /// The message as the upstream reads it.
     pub fn to_bytes(&self) -> bytes::Bytes {
-        serde_json::to_vec(&self.value)
-            .expect("a serde_json::Value always serialises")
-            .into()
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+        if let Some(id) = &self.id {
+            write_member(&mut out, "id", id);
+        }
+        if let Some(method) = &self.method {
+            write_member(&mut out, "method", method);
+        }
+        match &self.params {
+            None => {}
+            Some(Params::Other(raw)) => write_member(&mut out, "params", raw),
+            Some(Params::ToolCall {
+                name,
+                arguments,
+                others,
+            }) => {
+                out.extend_from_slice(br#","params":{"name":"#);
+                write_json(&mut out, name);
+                if let Some(arguments) = arguments {
+                    write_member(&mut out, "arguments", arguments);
+                }
+                write_members(&mut out, others);
+                out.push(b'}');
+            }
+        }
+        write_members(&mut out, &self.others);
+        out.push(b'}');
+        out.into()
+    }
+}
+
+fn member<'a>(members: &'a Members, key: &str) -> Option<&'a RawValue> {
+    members
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, raw)| &**raw)
+}
+
+/// Text from a checked body parses; `Null` stands in only if that ever stopped being true.
+fn parse_checked(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("JSON values, strings and raw JSON serialise");
+}
+
+fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
+    out.push(b',');
+    write_json(out, key);
+    out.push(b':');
+    write_json(out, value);
+}
+
+fn write_members(out: &mut Vec<u8>, members: &Members) {
+    for (key, raw) in members {
+        write_member(out, key, raw);
     }
 }
 
 /// Parses a POST body: strict JSON, then the JSON-RPC 2.0 envelope of each message.
 pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
-    let value = json::parse(bytes).map_err(|err| match err {
-        StrictJsonError::Syntax(text) => MessageError::Parse(text),
-        StrictJsonError::DuplicateKey(_) => MessageError::Invalid(err.to_string()),
-    })?;
-    match value {
-        Value::Array(items) if items.is_empty() => Err(MessageError::Invalid(
+    match read(bytes, TopSeed)? {
+        Top::Array(items) if items.is_empty() => Err(MessageError::Invalid(
             "an empty batch is not a request".into(),
         )),
-        Value::Array(items) => items
-            .into_iter()
-            .map(classify)
+        Top::Array(items) => items
+            .iter()
+            .map(|item| match read(item.get().as_bytes(), TopSeed)? {
+                Top::Object(fields) => classify(fields),
+                _ => Err(not_an_object()),
+            })
             .collect::<Result<_, _>>()
             .map(Body::Batch),
-        value => classify(value).map(Body::Single),
+        Top::Object(fields) => classify(fields).map(Body::Single),
+        Top::Other => Err(not_an_object()),
     }
 }
 
-fn classify(value: Value) -> Result<Message, MessageError> {
-    let object = value
-        .as_object()
-        .ok_or_else(|| MessageError::Invalid("a JSON-RPC message is a JSON object".into()))?;
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+fn read<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Value, MessageError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = seed.deserialize(&mut de).map_err(json::classify);
+    value
+        .and_then(|value| de.end().map(|()| value).map_err(json::classify))
+        .map_err(refusal)
+}
+
+/// Kept text is checked when the message is classified: by then, every member of it is known.
+fn check_kept(raw: &RawValue) -> Result<(), MessageError> {
+    json::check(raw.get().as_bytes()).map_err(refusal)
+}
+
+fn refusal(err: StrictJsonError) -> MessageError {
+    match err {
+        StrictJsonError::Syntax(text) => MessageError::Parse(text),
+        StrictJsonError::DuplicateKey(_) => MessageError::Invalid(err.to_string()),
+    }
+}
+
+fn not_an_object() -> MessageError {
+    MessageError::Invalid("a JSON-RPC message is a JSON object".into())
+}
+
+/// A body's top level: one message, a batch of them (each kept as text), or neither.
+struct TopSeed;
+
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack while one body is read"
+)]
+enum Top {
+    Object(Fields),
+    Array(Vec<Box<RawValue>>),
+    Other,
+}
+
+/// A message's members, read but not yet classified.
+#[derive(Default)]
+struct Fields {
+    jsonrpc: Option<Value>,
+    id: Option<Value>,
+    method: Option<Value>,
+    params: Option<Box<RawValue>>,
+    others: Members,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed {
+    type Value = Top;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed {
+    type Value = Top;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON-RPC message or a batch of them")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+        let mut fields = Fields::default();
+        let mut keys = json::Keys::default();
+        while let Some(key) = map.next_key_seed(json::Key)? {
+            keys.insert(key.clone())
+                .map_err(|key| json::duplicate(&key))?;
+            let known = match &*key {
+                "jsonrpc" => Some(&mut fields.jsonrpc),
+                "id" => Some(&mut fields.id),
+                "method" => Some(&mut fields.method),
+                _ => None,
+            };
+            match known {
+                Some(slot) => *slot = Some(map.next_value_seed(json::StrictValue)?),
+                None if key == "params" => fields.params = Some(map.next_value()?),
+                None => fields.others.push((key.into_owned(), map.next_value()?)),
+            }
+        }
+        Ok(Top::Object(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Top::Array(items))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Top, E> {
+        Ok(Top::Other)
+    }
+}
+
+fn classify(fields: Fields) -> Result<Message, MessageError> {
+    for (_, raw) in &fields.others {
+        check_kept(raw)?;
+    }
+    if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
     }
-    let id = object.get("id");
-    if let Some(id) = id {
+    if let Some(id) = &fields.id {
         // JSON-RPC allows null ids only in error responses; MCP forbids them in requests.
         if !(id.is_string() || id.is_i64() || id.is_u64()) {
             return Err(MessageError::Invalid(
@@ -111,34 +332,46 @@ fn classify(value: Value) -> Result<Message, MessageError> {
             ));
         }
     }
-    let kind = match (object.get("method"), id) {
-        (Some(Value::String(_)), Some(_)) => Kind::Request,
-        (Some(Value::String(_)), None) => Kind::Notification,
+    let has = |key: &str| member(&fields.others, key).is_some();
+    let (kind, method) = match (fields.method, &fields.id) {
+        (Some(Value::String(method)), Some(_)) => (Kind::Request, Some(method)),
+        (Some(Value::String(method)), None) => (Kind::Notification, Some(method)),
         (Some(_), _) => return Err(MessageError::Invalid(r#""method" must be a string"#.into())),
-        (None, Some(_)) if object.contains_key("result") != object.contains_key("error") => {
-            Kind::Response
-        }
+        (None, Some(_)) if has("result") != has("error") => (Kind::Response, None),
         (None, _) => {
             return Err(MessageError::Invalid(
                 r#"a message needs a "method" (request, notification) or an "id" with "result" or "error" (response)"#.into(),
             ))
         }
     };
-    if let Some(method) = object.get("method").and_then(Value::as_str) {
+    if let Some(method) = &method {
         check_method_name(method)?;
     }
-    if let Some(params) = object.get("params") {
-        if !(params.is_object() || params.is_array()) {
+    if let Some(params) = &fields.params {
+        if !matches!(
+            params.get().trim_start().as_bytes().first(),
+            Some(b'{' | b'[')
+        ) {
             return Err(MessageError::Invalid(
                 r#""params" must be an object or an array"#.into(),
             ));
         }
     }
-    let message = Message { value, kind };
-    if message.method() == Some("tools/call") {
-        check_tools_call(&message)?;
-    }
-    Ok(message)
+    let params = match (method.as_deref(), fields.params) {
+        (Some("tools/call"), params) => Some(tool_call(params)?),
+        (_, Some(params)) => {
+            check_kept(&params)?;
+            Some(Params::Other(params))
+        }
+        (_, None) => None,
+    };
+    Ok(Message {
+        kind,
+        id: fields.id,
+        method,
+        params,
+        others: fields.others,
+    })
 }
 
 /// Methods the gateway polices by name. A variant of one of them (other case) is refused rather
@@ -180,23 +413,76 @@ fn check_method_name(method: &str) -> Result<(), MessageError> {
     Ok(())
 }
 
-fn check_tools_call(message: &Message) -> Result<(), MessageError> {
-    let params = message.params().and_then(Value::as_object).ok_or_else(|| {
-        MessageError::InvalidParams(r#"tools/call needs "params" with a "name""#.into())
-    })?;
-    match params.get("name") {
-        Some(Value::String(_)) => {}
-        _ => {
-            return Err(MessageError::InvalidParams(
-                r#"tools/call needs "params.name", a string"#.into(),
-            ))
-        }
-    }
-    match params.get("arguments") {
-        None | Some(Value::Object(_)) => Ok(()),
+fn tool_call(params: Option<Box<RawValue>>) -> Result<Params, MessageError> {
+    let fields = match &params {
+        Some(raw) => read(raw.get().as_bytes(), ToolCallParams)?,
+        None => None,
+    };
+    let Some(fields) = fields else {
+        return Err(MessageError::InvalidParams(
+            r#"tools/call needs "params" with a "name""#.into(),
+        ));
+    };
+    let Some(Value::String(name)) = fields.name else {
+        return Err(MessageError::InvalidParams(
+            r#"tools/call needs "params.name", a string"#.into(),
+        ));
+    };
+    match fields.arguments {
+        None | Some(Value::Object(_)) => Ok(Params::ToolCall {
+            name,
+            arguments: fields.arguments,
+            others: fields.others,
+        }),
         Some(_) => Err(MessageError::InvalidParams(
             r#""params.arguments" must be an object"#.into(),
         )),
+    }
+}
+
+/// `params` of a `tools/call`: `None` if it is not an object.
+struct ToolCallParams;
+
+#[derive(Default)]
+struct ToolCallFields {
+    name: Option<Value>,
+    arguments: Option<Value>,
+    others: Members,
+}
+
+impl<'de> DeserializeSeed<'de> for ToolCallParams {
+    type Value = Option<ToolCallFields>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ToolCallParams {
+    type Value = Option<ToolCallFields>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("tools/call params")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = ToolCallFields::default();
+        let mut keys = json::Keys::default();
+        while let Some(key) = map.next_key_seed(json::Key)? {
+            keys.insert(key.clone())
+                .map_err(|key| json::duplicate(&key))?;
+            match &*key {
+                "name" => fields.name = Some(map.next_value_seed(json::StrictValue)?),
+                "arguments" => fields.arguments = Some(map.next_value_seed(json::StrictValue)?),
+                _ => fields.others.push((key.into_owned(), map.next_value()?)),
+            }
+        }
+        Ok(Some(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element_seed(json::StrictValue)?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -295,7 +581,8 @@ mod tests {
         let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"a":9.223372036073708e+21,"b":0.1,"c":-1.7976931348623157e308}}}"#;
         let message = single(text).unwrap();
         let forwarded: Value = serde_json::from_slice(&message.to_bytes()).unwrap();
-        assert_eq!(forwarded, message.value);
+        let sent: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(forwarded, sent);
     }
 
     #[test]

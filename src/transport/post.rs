@@ -130,11 +130,12 @@ async fn initialize(
 
 /// Lifecycle spec: the client lists its capabilities in initialize; elicitation is one.
 fn declares_elicitation(initialize: &Message) -> bool {
-    initialize
-        .params()
-        .and_then(|p| p.get("capabilities"))
-        .and_then(|c| c.get("elicitation"))
-        .is_some_and(|e| !e.is_null())
+    initialize.params().is_some_and(|params| {
+        params
+            .get("capabilities")
+            .and_then(|c| c.get("elicitation"))
+            .is_some_and(|e| !e.is_null())
+    })
 }
 
 /// What one message came to: a response to send, or (in a batch) a JSON value to gather.
