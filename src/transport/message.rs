@@ -423,6 +423,9 @@ fn tool_call(params: Option<Box<RawValue>>) -> Result<Params, MessageError> {
             r#"tools/call needs "params" with a "name""#.into(),
         ));
     };
+    for (_, raw) in &fields.others {
+        check_kept(raw)?;
+    }
     let Some(Value::String(name)) = fields.name else {
         return Err(MessageError::InvalidParams(
             r#"tools/call needs "params.name", a string"#.into(),
@@ -591,6 +594,22 @@ mod tests {
         match parse_body(text.as_bytes()).unwrap() {
             Body::Batch(items) => assert_eq!(items.len(), 2),
             Body::Single(_) => panic!("expected a batch"),
+        }
+    }
+
+    #[test]
+    fn kept_text_is_as_strictly_checked_as_what_is_parsed() {
+        // Found by fuzzing: serde_json keeps a lone surrogate in raw text it would refuse to parse.
+        for kept in [
+            r#""params":{"name":"t","_meta":{"note":"\ude00"}}"#,
+            r#""params":{"name":"t","_meta":{"a":1,"a":2}}"#,
+        ] {
+            let text = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call",{kept}}}"#);
+            assert!(single(&text).is_err(), "{text}");
+            let other = text.replace("tools/call", "resources/read");
+            assert!(single(&other).is_err(), "{other}");
+            let response = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{{kept}}}}}"#);
+            assert!(single(&response).is_err(), "{response}");
         }
     }
 }
