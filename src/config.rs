@@ -1,6 +1,7 @@
 //! The gateway's settings, gathered from flags and `MCPGATE_*` environment variables by the CLI.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,12 +13,17 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     pub audit: Option<PathBuf>,
     pub audit_arguments: bool,
+    /// Zero: each audit record is written before its answer leaves. More: records are written
+    /// together once per this interval (less CPU per call; a crash loses at most one interval).
+    pub audit_flush: Duration,
     /// `NAME=sha256:HEX` or `NAME=env:VARIABLE`, one per agent.
     pub agents: Vec<String>,
     /// Refuse requests without a known agent key (401).
     pub require_auth: bool,
     pub approvals: ApprovalConfig,
     pub limits: Limits,
+    /// Event loops serving requests, one thread each (server.rs).
+    pub workers: NonZeroUsize,
 }
 
 /// Human approval and the admin API it is worked from.

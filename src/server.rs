@@ -12,6 +12,7 @@ use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::admission::InFlight;
 use crate::approval::webhook::Webhook;
@@ -70,9 +71,11 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
     let policy = load_policy(&config.policy)?;
     let audit = match &config.audit {
         Some(path) => Some(
-            AuditLog::open(path, config.audit_arguments).map_err(|source| StartError::Audit {
-                path: path.clone(),
-                source,
+            AuditLog::open(path, config.audit_arguments, config.audit_flush).map_err(|source| {
+                StartError::Audit {
+                    path: path.clone(),
+                    source,
+                }
             })?,
         ),
         None => None,
@@ -115,7 +118,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 
 /// Serves the gateway on `listener` (and the admin API on `--admin-listen`, if set) until
 /// `shutdown` completes, then lets requests in flight finish. Background upkeep (idle sessions,
-/// limiter state, approval expiry, policy reloads) runs alongside.
+/// limiter state, approval expiry, policy reloads) runs alongside, on the caller's runtime.
+///
+/// Requests are served by `workers` event loops, one thread each, all accepting from the one
+/// listening socket (Envoy's model): a connection, its calls and the upstream connections they
+/// use (one pool per thread) stay on one thread, so a call is never handed between threads.
+/// What they share is the gateway's state: sessions, limits, policy, approvals.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -128,49 +136,78 @@ pub async fn serve(
         },
         None => None,
     };
-    let upkeep = tokio::spawn(upkeep(gateway.clone()));
-    let watcher = reload::watch(gateway.clone());
-    let graceful = Arc::new(GracefulShutdown::new());
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let limits = &gateway.config.limits;
-    let mut loops = vec![tokio::spawn(accept(
-        listener,
-        transport::router(gateway.clone()),
-        limits,
-        graceful.clone(),
-        stopping.clone(),
-    ))];
-    if let Some((listener, router)) = admin {
-        loops.push(tokio::spawn(accept(
-            listener,
-            router,
-            limits,
-            graceful.clone(),
-            stopping,
-        )));
+    let listener = listener.into_std()?;
+    let mut finished = Vec::new();
+    for index in 0..gateway.config.workers.get() {
+        finished.push(start_worker(
+            index,
+            listener.try_clone()?,
+            transport::router(gateway.clone()),
+            limits.clone(),
+            stopping.clone(),
+        )?);
     }
+    drop(listener);
+    if let Some((listener, router)) = admin {
+        let (done, admin_finished) = oneshot::channel();
+        let (limits, stopping) = (limits.clone(), stopping.clone());
+        tokio::spawn(async move {
+            serve_connections(listener, router, limits, stopping).await;
+            let _ = done.send(());
+        });
+        finished.push(admin_finished);
+    }
+    let upkeep = tokio::spawn(upkeep(gateway.clone()));
+    let watcher = reload::watch(gateway.clone());
     shutdown.await;
     let _ = stop.send(true);
-    for accepting in loops {
-        let _ = accepting.await;
-    }
-    // The accept loops have ended and dropped their handles on it.
-    if let Ok(graceful) = Arc::try_unwrap(graceful) {
-        graceful.shutdown().await;
+    for done in finished {
+        if done.await.is_err() {
+            tracing::error!("a worker stopped before its connections were done");
+        }
     }
     upkeep.abort();
     drop(watcher);
     Ok(())
 }
 
-/// Accepts connections on one listener until `stopping` turns true.
-fn accept(
+/// One worker: a thread running its own event loop that serves what it accepts on `listener`
+/// until `stopping` turns true and its connections are done; `finished` then resolves.
+fn start_worker(
+    index: usize,
+    listener: std::net::TcpListener,
+    app: axum::Router,
+    limits: crate::config::Limits,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("mcpgate-worker-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve_connections(listener, app, limits, stopping).await,
+                    Err(err) => tracing::error!(error = %err, "a worker cannot use the listener"),
+                }
+            });
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
+/// Accepts connections on one listener until `stopping` turns true, then waits for the open
+/// ones to finish what they were doing.
+async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
-    limits: &crate::config::Limits,
-    graceful: Arc<GracefulShutdown>,
+    limits: crate::config::Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> impl Future<Output = ()> + Send + 'static {
+) {
     let mut connections = ConnectionBuilder::new(TokioExecutor::new());
     connections
         .http1()
@@ -179,32 +216,33 @@ fn accept(
         .header_read_timeout(limits.request_read_timeout)
         // hyper answers 431 past this; it refuses buffers under 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    async move {
-        loop {
-            let (tcp, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // Out of file descriptors or the like: back off instead of spinning.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = async { let _ = stopping.wait_for(|stop| *stop).await; } => return,
-            };
-            // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
-            let _ = tcp.set_nodelay(true);
-            let service = TowerToHyperService::new(app.clone());
-            let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            let connection = graceful.watch(connection.into_owned());
-            tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(error = %err, "connection ended with an error");
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors or the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
                 }
-            });
-        }
+            },
+            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => break,
+        };
+        // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn upkeep(gateway: Arc<Gateway>) {

@@ -202,7 +202,7 @@ fn every_serve_flag_can_come_from_the_environment() {
 }
 
 #[tokio::test]
-async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
+async fn serve_logs_json_and_stops_cleanly_on_sigterm_writing_batched_audit_records() {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let (_simulator, upstream) = start_simulator(Default::default()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -210,6 +210,8 @@ async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
         .args([
             "serve",
@@ -224,6 +226,13 @@ async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
             "--policy",
             &repo_file("policies/binance.json"),
         ])
+        // An hour: only the flush on the way out can write the record.
+        .args([
+            "--audit",
+            audit.to_str().unwrap(),
+            "--audit-flush-ms",
+            "3600000",
+        ])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -236,6 +245,18 @@ async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    let initialize = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/mcp"))
+        .header("Accept", "application/json, text/event-stream")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "cli-test", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initialize.status(), 200);
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -245,4 +266,7 @@ async fn serve_logs_json_and_stops_cleanly_on_sigterm() {
         .expect("the gateway stops after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+    let records = std::fs::read_to_string(&audit).unwrap();
+    let record: serde_json::Value = serde_json::from_str(records.trim()).unwrap();
+    assert_eq!(record["method"], "initialize", "{records}");
 }

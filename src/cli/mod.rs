@@ -44,9 +44,9 @@ pub struct Cli {
     /// Log filter, tracing's EnvFilter syntax (e.g. info, mcpgate=debug).
     #[arg(long, global = true, env = "MCPGATE_LOG", default_value = "info")]
     pub log: String,
-    /// Threads serving requests (default: one per CPU). Like Envoy's --concurrency: on a host
-    /// shared with the upstream and other work, fewer threads waste less CPU on handing tasks
-    /// between them (bench/README.md).
+    /// Threads serving requests (default: one per CPU). Like Envoy's --concurrency, each is an
+    /// event loop of its own: a connection and the upstream connections its calls use stay on
+    /// one thread, so a call never waits on another (bench/README.md).
     #[arg(long, global = true, env = "MCPGATE_WORKER_THREADS")]
     pub worker_threads: Option<std::num::NonZeroUsize>,
 }
@@ -146,6 +146,11 @@ pub struct GatewayOptions {
     /// Include tool arguments in audit records (redacted by default).
     #[arg(long, env = "MCPGATE_AUDIT_ARGUMENTS")]
     pub audit_arguments: bool,
+    /// 0 (the default) writes each audit record before its answer leaves. N > 0 queues records
+    /// and writes them together every N ms: one write(2) for many calls, but a crash (not a
+    /// clean stop, which writes everything) loses up to N ms of records.
+    #[arg(long, env = "MCPGATE_AUDIT_FLUSH_MS", default_value_t = 0)]
+    pub audit_flush_ms: u64,
     /// Largest request body accepted (413 beyond), and largest upstream JSON answer relayed.
     #[arg(long, env = "MCPGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -181,6 +186,7 @@ impl GatewayOptions {
         listen: SocketAddr,
         upstream: reqwest::Url,
         policy: PathBuf,
+        workers: std::num::NonZeroUsize,
     ) -> GatewayConfig {
         GatewayConfig {
             listen,
@@ -189,8 +195,10 @@ impl GatewayOptions {
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),
             audit_arguments: self.audit_arguments,
+            audit_flush: Duration::from_millis(self.audit_flush_ms),
             agents: self.agents.clone(),
             require_auth: self.require_auth,
+            workers,
             approvals: ApprovalConfig {
                 admin_token: self.admin_token.clone(),
                 admin_listen: self.admin_listen,
@@ -238,6 +246,12 @@ pub struct DemoArgs {
 }
 
 /// Runs the command; the process exit code.
+fn workers(asked: Option<std::num::NonZeroUsize>) -> std::num::NonZeroUsize {
+    asked
+        .or_else(|| std::thread::available_parallelism().ok())
+        .unwrap_or(std::num::NonZeroUsize::MIN)
+}
+
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     run::init_logging(cli.log_format, &cli.log);
@@ -253,8 +267,10 @@ pub fn main() -> std::process::ExitCode {
             );
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve(args) => run::block_on(cli.worker_threads, run::serve(args)),
-        Command::Simulate(args) => run::block_on(cli.worker_threads, run::simulate(args)),
-        Command::Demo(args) => run::block_on(cli.worker_threads, run::demo(args)),
+        Command::Serve(args) => run::block_on(None, run::serve(args, workers(cli.worker_threads))),
+        Command::Simulate(args) => {
+            run::block_on(Some(workers(cli.worker_threads)), run::simulate(args))
+        }
+        Command::Demo(args) => run::block_on(None, run::demo(args, workers(cli.worker_threads))),
     }
 }

@@ -1,6 +1,7 @@
 //! The long-running commands: serve, simulate, demo.
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +30,21 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     }
 }
 
+/// Runs a command on a runtime of `threads` worker threads, or, without, on this thread only:
+/// the gateway's requests are served by event loops of their own (server.rs), so what runs here
+/// is upkeep, signals and the admin API.
 pub fn block_on(
-    worker_threads: Option<std::num::NonZeroUsize>,
+    threads: Option<NonZeroUsize>,
     run: impl Future<Output = Result<(), String>>,
 ) -> ExitCode {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = worker_threads {
-        runtime.worker_threads(threads.get());
-    }
+    let mut runtime = match threads {
+        Some(threads) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(threads.get());
+            runtime
+        }
+        None => tokio::runtime::Builder::new_current_thread(),
+    };
     let runtime = runtime
         .enable_all()
         .build()
@@ -50,8 +58,10 @@ pub fn block_on(
     }
 }
 
-pub async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = args.options.config(args.listen, args.upstream, args.policy);
+pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String> {
+    let config = args
+        .options
+        .config(args.listen, args.upstream, args.policy, workers);
     let gateway = server::build(config).map_err(|e| e.to_string())?;
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
     tracing::info!(
@@ -73,7 +83,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<(), String> {
     }
 }
 
-pub async fn demo(args: DemoArgs) -> Result<(), String> {
+pub async fn demo(args: DemoArgs, workers: NonZeroUsize) -> Result<(), String> {
     let simulator_listener = server::bind("127.0.0.1:0".parse().expect("a literal address"))
         .await
         .map_err(|e| e.to_string())?;
@@ -84,7 +94,9 @@ pub async fn demo(args: DemoArgs) -> Result<(), String> {
     let upstream = format!("http://{simulator_addr}/mcp")
         .parse()
         .expect("a well-formed URL");
-    let config = args.options.config(args.listen, upstream, args.policy);
+    let config = args
+        .options
+        .config(args.listen, upstream, args.policy, workers);
     let gateway = server::build(config).map_err(|e| e.to_string())?;
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
     println!(
@@ -135,19 +147,27 @@ async fn serve_until_stopped(gateway: Arc<Gateway>, listener: TcpListener) -> Re
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let server = server::serve(gateway, listener, shutdown);
+    let server = server::serve(gateway.clone(), listener, shutdown);
     tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result.map_err(|e| e.to_string()),
-        () = stop_signal() => { let _ = stop.send(true); }
-    }
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => {
-            tracing::warn!("requests still open after the grace period were cut");
-            Ok(())
+    let served = tokio::select! {
+        result = &mut server => result.map_err(|e| e.to_string()),
+        () = stop_signal() => {
+            let _ = stop.send(true);
+            match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => {
+                    tracing::warn!("requests still open after the grace period were cut");
+                    Ok(())
+                }
+            }
+        }
+    };
+    if let Some(audit) = &gateway.audit {
+        if let Err(err) = audit.flush() {
+            tracing::error!(error = %err, "could not flush the audit log");
         }
     }
+    served
 }
 
 /// The tool names the upstream lists, for `policy check --upstream`.

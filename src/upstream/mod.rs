@@ -15,6 +15,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use thread_local::ThreadLocal;
 use tokio::time::Instant;
 
 pub use sse::SseEvent;
@@ -83,9 +84,15 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// hyper's pooled client rather than reqwest: on the call path reqwest's conveniences (URL
 /// parsing per request, redirect and retry policies) cost more than the rest of the gateway's
 /// policing together (bench/README.md).
+///
+/// One client (and pool of connections) per thread: a connection's task then runs on the event
+/// loop of the worker whose calls use it, and no call waits on another thread (server.rs).
 pub struct Upstream {
-    client: HttpClient,
+    clients: ThreadLocal<HttpClient>,
+    connector: HttpsConnector<HttpConnector>,
     uri: Uri,
+    /// Set on each request: left to the client, it is formatted anew every time.
+    host: HeaderValue,
     config: UpstreamConfig,
 }
 
@@ -118,6 +125,13 @@ impl Upstream {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(UpstreamConfigError::Scheme(config.url.to_string()));
         }
+        let host = match (config.url.host_str(), config.url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => return Err(UpstreamConfigError::Uri(config.url.to_string())),
+        };
+        let host = HeaderValue::from_str(&host)
+            .map_err(|_| UpstreamConfigError::Uri(config.url.to_string()))?;
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(config.connect_timeout));
@@ -127,16 +141,11 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
-        // Redirects are never followed: hyper's client does not, and an evaluated message must
-        // not be carried somewhere the operator did not name.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Ok(Self {
-            client,
+            clients: ThreadLocal::new(),
+            connector,
             uri,
+            host,
             config,
         })
     }
@@ -155,6 +164,7 @@ impl Upstream {
         *request.method_mut() = method;
         *request.uri_mut() = self.uri.clone();
         let headers = request.headers_mut();
+        headers.insert(header::HOST, self.host.clone());
         if let Some(id) = placement.session_id {
             headers.insert(SESSION_ID, id.clone());
         }
@@ -173,11 +183,23 @@ impl Upstream {
         request: Request<Full<Bytes>>,
         deadline: Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+        match tokio::time::timeout_at(deadline, self.client().request(request)).await {
             Err(_) => Err(self.timeout_error()),
             Ok(Err(err)) => Err(self.unreachable(&err)),
             Ok(Ok(response)) => Ok(response),
         }
+    }
+
+    /// This thread's client. Redirects are never followed: hyper's client does not, and an
+    /// evaluated message must not be carried somewhere the operator did not name.
+    fn client(&self) -> &HttpClient {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(256)
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
+        })
     }
 
     fn unreachable(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
@@ -217,7 +239,7 @@ impl Upstream {
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Reply, UpstreamError> {
         let response = self
-            .client
+            .client()
             .request(request)
             .await
             .map_err(|err| self.unreachable(&err))?;
@@ -353,4 +375,32 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(url: &str) -> Upstream {
+        Upstream::new(UpstreamConfig {
+            url: url.parse().unwrap(),
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            max_body_bytes: 1024,
+            max_event_bytes: 1024,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn requests_name_the_upstream_host_without_credentials_or_a_default_port() {
+        for (url, host) in [
+            ("http://127.0.0.1:9101/mcp", "127.0.0.1:9101"),
+            ("https://mcp.example.com:443/mcp", "mcp.example.com"),
+            ("http://user:secret@[::1]:8080/mcp", "[::1]:8080"),
+        ] {
+            let request = upstream(url).request(Method::POST, Placement::default(), Bytes::new());
+            assert_eq!(request.headers()[header::HOST], host, "{url}");
+        }
+    }
 }
