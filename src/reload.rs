@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
@@ -84,13 +84,23 @@ fn watch_file(
     };
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            if event.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+            let ours = event.paths.iter().any(|p| p.file_name() == name.as_deref());
+            if ours && changes_the_file(&event.kind) {
                 let _ = changed.try_send(());
             }
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Opening and reading the file is no change, and must not count as one: each reload reads the
+/// file, so it would set off the next, forever.
+fn changes_the_file(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any
+    )
 }
 
 /// Re-reads the policy file and swaps it in if it loads.
@@ -121,6 +131,32 @@ pub fn reload(gateway: &Gateway) {
                 status.rejected += 1;
                 status.last_error = Some(message);
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
+
+    use super::*;
+
+    #[test]
+    fn writes_renames_and_removals_are_changes_but_reads_are_not() {
+        for change in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(RemoveKind::File),
+        ] {
+            assert!(changes_the_file(&change), "{change:?}");
+        }
+        for read in [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ] {
+            assert!(!changes_the_file(&read), "{read:?}");
         }
     }
 }
