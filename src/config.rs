@@ -13,9 +13,6 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     pub audit: Option<PathBuf>,
     pub audit_arguments: bool,
-    /// Zero: each audit record is written before its answer leaves. More: records are written
-    /// together once per this interval (less CPU per call; a crash loses at most one interval).
-    pub audit_flush: Duration,
     /// `NAME=sha256:HEX` or `NAME=env:VARIABLE`, one per agent.
     pub agents: Vec<String>,
     /// Refuse requests without a known agent key (401).

@@ -71,11 +71,9 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
     let policy = load_policy(&config.policy)?;
     let audit = match &config.audit {
         Some(path) => Some(
-            AuditLog::open(path, config.audit_arguments, config.audit_flush).map_err(|source| {
-                StartError::Audit {
-                    path: path.clone(),
-                    source,
-                }
+            AuditLog::open(path, config.audit_arguments).map_err(|source| StartError::Audit {
+                path: path.clone(),
+                source,
             })?,
         ),
         None => None,

@@ -146,11 +146,6 @@ pub struct GatewayOptions {
     /// Include tool arguments in audit records (redacted by default).
     #[arg(long, env = "MCPGATE_AUDIT_ARGUMENTS")]
     pub audit_arguments: bool,
-    /// 0 (the default) writes each audit record before its answer leaves. N > 0 queues records
-    /// and writes them together every N ms: one write(2) for many calls, but a crash (not a
-    /// clean stop, which writes everything) loses up to N ms of records.
-    #[arg(long, env = "MCPGATE_AUDIT_FLUSH_MS", default_value_t = 0)]
-    pub audit_flush_ms: u64,
     /// Largest request body accepted (413 beyond), and largest upstream JSON answer relayed.
     #[arg(long, env = "MCPGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -195,7 +190,6 @@ impl GatewayOptions {
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),
             audit_arguments: self.audit_arguments,
-            audit_flush: Duration::from_millis(self.audit_flush_ms),
             agents: self.agents.clone(),
             require_auth: self.require_auth,
             workers,

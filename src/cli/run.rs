@@ -147,27 +147,19 @@ async fn serve_until_stopped(gateway: Arc<Gateway>, listener: TcpListener) -> Re
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let server = server::serve(gateway.clone(), listener, shutdown);
+    let server = server::serve(gateway, listener, shutdown);
     tokio::pin!(server);
-    let served = tokio::select! {
-        result = &mut server => result.map_err(|e| e.to_string()),
-        () = stop_signal() => {
-            let _ = stop.send(true);
-            match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => {
-                    tracing::warn!("requests still open after the grace period were cut");
-                    Ok(())
-                }
-            }
-        }
-    };
-    if let Some(audit) = &gateway.audit {
-        if let Err(err) = audit.flush() {
-            tracing::error!(error = %err, "could not flush the audit log");
+    tokio::select! {
+        result = &mut server => return result.map_err(|e| e.to_string()),
+        () = stop_signal() => { let _ = stop.send(true); }
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => {
+            tracing::warn!("requests still open after the grace period were cut");
+            Ok(())
         }
     }
-    served
 }
 
 /// The tool names the upstream lists, for `policy check --upstream`.

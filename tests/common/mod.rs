@@ -109,7 +109,6 @@ pub async fn start_with(setup: Setup) -> Harness {
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
         audit_arguments: setup.audit_arguments,
-        audit_flush: std::time::Duration::ZERO,
         agents: setup.agents,
         require_auth: setup.require_auth,
         approvals: setup.approvals,
