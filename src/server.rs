@@ -1,5 +1,6 @@
 //! Starting a gateway: load what it needs (failing closed), bind, serve until told to stop.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -142,7 +143,7 @@ pub async fn serve(
         finished.push(start_worker(
             index,
             listener.try_clone()?,
-            transport::router(gateway.clone()),
+            transport::Dispatch::gateway(gateway.clone()),
             limits.clone(),
             stopping.clone(),
         )?);
@@ -152,7 +153,8 @@ pub async fn serve(
         let (done, admin_finished) = oneshot::channel();
         let (limits, stopping) = (limits.clone(), stopping.clone());
         tokio::spawn(async move {
-            serve_connections(listener, router, limits, stopping).await;
+            let dispatch = transport::Dispatch::router(router);
+            serve_connections(listener, dispatch, limits, stopping).await;
             let _ = done.send(());
         });
         finished.push(admin_finished);
@@ -176,7 +178,7 @@ pub async fn serve(
 fn start_worker(
     index: usize,
     listener: std::net::TcpListener,
-    app: axum::Router,
+    dispatch: transport::Dispatch,
     limits: crate::config::Limits,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<oneshot::Receiver<()>> {
@@ -189,7 +191,7 @@ fn start_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve_connections(listener, app, limits, stopping).await,
+                    Ok(listener) => serve_connections(listener, dispatch, limits, stopping).await,
                     Err(err) => tracing::error!(error = %err, "a worker cannot use the listener"),
                 }
             });
@@ -202,7 +204,7 @@ fn start_worker(
 /// ones to finish what they were doing.
 async fn serve_connections(
     listener: TcpListener,
-    app: axum::Router,
+    dispatch: transport::Dispatch,
     limits: crate::config::Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -230,7 +232,11 @@ async fn serve_connections(
         };
         // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let dispatch = dispatch.clone();
+        let service = service_fn(move |request| {
+            let dispatch = dispatch.clone();
+            async move { Ok::<_, Infallible>(dispatch.serve(request).await) }
+        });
         let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {

@@ -389,3 +389,21 @@ async fn batches_are_refused_after_2025_03_26() {
     assert_eq!(answer.status, 400);
     assert!(answer.message().contains("batches"), "{}", answer.text);
 }
+
+#[tokio::test]
+async fn other_methods_on_the_endpoint_are_405_naming_the_three_it_takes() {
+    let harness = start(ALLOW_ALL).await;
+    let response = harness
+        .client()
+        .http
+        .put(&harness.url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    for method in ["GET", "POST", "DELETE"] {
+        assert!(allow.contains(method), "{allow}");
+    }
+}
