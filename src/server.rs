@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -208,9 +208,9 @@ async fn serve_connections(
     limits: crate::config::Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut connections = ConnectionBuilder::new(TokioExecutor::new());
+    // HTTP/1.1 only, as MCP's streamable HTTP is spoken; no upgrades.
+    let mut connections = http1::Builder::new();
     connections
-        .http1()
         .timer(TokioTimer::new())
         // A client that trickles its headers (slowloris) is cut after this long.
         .header_read_timeout(limits.request_read_timeout)
@@ -237,8 +237,8 @@ async fn serve_connections(
             let dispatch = dispatch.clone();
             async move { Ok::<_, Infallible>(dispatch.serve(request).await) }
         });
-        let connection = connections.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection.into_owned());
+        let connection = connections.serve_connection(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
