@@ -188,15 +188,20 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
         Top::Array(items) if items.is_empty() => Err(MessageError::Invalid(
             "an empty batch is not a request".into(),
         )),
+        // Every message is read strictly before any is classified: a body with a duplicate key
+        // anywhere is refused for that, whatever else is wrong with it.
         Top::Array(items) => items
             .iter()
             .map(|item| match read(item.get().as_bytes(), TopSeed)? {
-                Top::Object(fields) => classify(fields),
+                Top::Object(fields) => check_members(fields),
                 _ => Err(not_an_object()),
             })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(classify)
             .collect::<Result<_, _>>()
             .map(Body::Batch),
-        Top::Object(fields) => classify(fields).map(Body::Single),
+        Top::Object(fields) => classify(check_members(fields)?).map(Body::Single),
         Top::Other => Err(not_an_object()),
     }
 }
@@ -317,10 +322,34 @@ impl<'de> Visitor<'de> for TopSeed {
     }
 }
 
-fn classify(fields: Fields) -> Result<Message, MessageError> {
+/// A message all of whose members were read or checked strictly; `tool_call` holds the params
+/// of a `tools/call` that has object params.
+struct Checked {
+    fields: Fields,
+    tool_call: Option<ToolCallFields>,
+}
+
+fn check_members(fields: Fields) -> Result<Checked, MessageError> {
     for (_, raw) in &fields.others {
         check_kept(raw)?;
     }
+    let is_tool_call =
+        matches!(&fields.method, Some(Value::String(method)) if method == "tools/call");
+    let tool_call = match &fields.params {
+        Some(params) if is_tool_call => read(params.get().as_bytes(), ToolCallParams)?,
+        Some(params) => {
+            check_kept(params)?;
+            None
+        }
+        None => None,
+    };
+    for (_, raw) in tool_call.iter().flat_map(|call| &call.others) {
+        check_kept(raw)?;
+    }
+    Ok(Checked { fields, tool_call })
+}
+
+fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageError> {
     if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
     }
@@ -357,13 +386,9 @@ fn classify(fields: Fields) -> Result<Message, MessageError> {
             ));
         }
     }
-    let params = match (method.as_deref(), fields.params) {
-        (Some("tools/call"), params) => Some(tool_call(params)?),
-        (_, Some(params)) => {
-            check_kept(&params)?;
-            Some(Params::Other(params))
-        }
-        (_, None) => None,
+    let params = match method.as_deref() {
+        Some("tools/call") => Some(tool_call_params(tool_call)?),
+        _ => fields.params.map(Params::Other),
     };
     Ok(Message {
         kind,
@@ -413,19 +438,12 @@ fn check_method_name(method: &str) -> Result<(), MessageError> {
     Ok(())
 }
 
-fn tool_call(params: Option<Box<RawValue>>) -> Result<Params, MessageError> {
-    let fields = match &params {
-        Some(raw) => read(raw.get().as_bytes(), ToolCallParams)?,
-        None => None,
-    };
+fn tool_call_params(fields: Option<ToolCallFields>) -> Result<Params, MessageError> {
     let Some(fields) = fields else {
         return Err(MessageError::InvalidParams(
             r#"tools/call needs "params" with a "name""#.into(),
         ));
     };
-    for (_, raw) in &fields.others {
-        check_kept(raw)?;
-    }
     let Some(Value::String(name)) = fields.name else {
         return Err(MessageError::InvalidParams(
             r#"tools/call needs "params.name", a string"#.into(),
@@ -443,7 +461,7 @@ fn tool_call(params: Option<Box<RawValue>>) -> Result<Params, MessageError> {
     }
 }
 
-/// `params` of a `tools/call`: `None` if it is not an object.
+/// `params` of a `tools/call`, read strictly: `None` if it is not an object.
 struct ToolCallParams;
 
 #[derive(Default)]
@@ -485,6 +503,30 @@ impl<'de> Visitor<'de> for ToolCallParams {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element_seed(json::StrictValue)?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(None)
     }
 }
