@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 pub struct InFlight {
-    counts: DashMap<Arc<str>, usize>,
+    counts: DashMap<Arc<str>, usize, RandomState>,
     max: usize,
 }
 
@@ -19,7 +20,7 @@ pub struct Admitted<'a> {
 impl InFlight {
     pub fn new(max: usize) -> Self {
         Self {
-            counts: DashMap::new(),
+            counts: DashMap::default(),
             max,
         }
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 use rand::RngCore;
 use tokio::sync::Notify;
 
@@ -61,7 +62,7 @@ impl Session {
 pub struct SessionsFull(pub usize);
 
 pub struct SessionStore {
-    sessions: DashMap<Arc<str>, Arc<Session>>,
+    sessions: DashMap<Arc<str>, Arc<Session>, RandomState>,
     max_sessions: usize,
     idle_timeout: Duration,
     epoch: Instant,
@@ -70,7 +71,7 @@ pub struct SessionStore {
 impl SessionStore {
     pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
         Self {
-            sessions: DashMap::new(),
+            sessions: DashMap::default(),
             max_sessions,
             idle_timeout,
             epoch: Instant::now(),

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
+
 use super::decide::is_lifecycle;
 use super::file::{
     AgentSectionFile, MethodActionFile, MethodRuleFile, PolicyFile, RateLimitFile, ToolActionFile,
@@ -122,7 +124,7 @@ fn section(file: AgentSectionFile, at: &Place, errors: &mut Vec<LoadError>) -> S
 fn rules<F, C>(
     file: BTreeMap<String, F>,
     mut compile: impl FnMut(&str, F) -> Option<C>,
-) -> HashMap<String, C> {
+) -> HashMap<String, C, RandomState> {
     file.into_iter()
         .filter_map(|(name, rule)| compile(&name, rule).map(|compiled| (name, compiled)))
         .collect()

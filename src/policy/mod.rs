@@ -28,6 +28,7 @@ pub use load::{LoadError, LoadErrors};
 pub use rate_limit::{LimitExceeded, Permit, RateLimiter, Subject};
 pub use rules::{ApprovalVia, DefaultAction, LimitScope, Limits, RateLimit};
 
+use foldhash::fast::RandomState;
 use rules::{MethodRule, ToolRule};
 
 /// A policy that loaded: every rule is well-formed, every argument schema compiled. Immutable;
@@ -36,7 +37,7 @@ use rules::{MethodRule, ToolRule};
 pub struct CompiledPolicy {
     default: DefaultAction,
     global: Section,
-    agents: HashMap<String, Section>,
+    agents: HashMap<String, Section, RandomState>,
     /// Sorted, without repeats.
     tool_rule_names: Vec<String>,
 }
@@ -47,8 +48,8 @@ pub struct CompiledPolicy {
 struct Section {
     default: Option<DefaultAction>,
     rate_limit: Option<RateLimit>,
-    tools: HashMap<String, ToolRule>,
-    methods: HashMap<String, MethodRule>,
+    tools: HashMap<String, ToolRule, RandomState>,
+    methods: HashMap<String, MethodRule, RandomState>,
 }
 
 impl CompiledPolicy {

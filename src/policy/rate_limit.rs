@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use foldhash::fast::RandomState;
 
 use super::rules::{LimitScope, Limits, RateLimit};
 
@@ -20,7 +21,7 @@ use super::rules::{LimitScope, Limits, RateLimit};
 /// counters do not wait for each other, and no lock is held across two counters.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    counters: DashMap<CounterKey, Instant>,
+    counters: DashMap<CounterKey, Instant, RandomState>,
 }
 
 /// Who is calling, as far as the limiter cares. Shared strings, so that building counter keys
