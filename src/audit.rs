@@ -147,4 +147,25 @@ mod tests {
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(line["arguments"]["symbol"], "BTCUSDT");
     }
+
+    #[test]
+    fn text_from_agents_and_policies_stays_inside_its_field_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let reason = "refused: \"quotes\",\nnew lines\u{2028} and \\ slashes";
+        let mut denied = record(None);
+        denied.decision = "deny";
+        denied.reason = Some(reason);
+        denied.tool = Some("get_price\",\"decision\":\"allow");
+        AuditLog::open(&path, false)
+            .unwrap()
+            .write(&denied)
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["reason"], reason);
+        assert_eq!(line["decision"], "deny");
+        assert_eq!(line["tool"], "get_price\",\"decision\":\"allow");
+    }
 }
