@@ -214,7 +214,8 @@ fn read<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Va
         .map_err(refusal)
 }
 
-/// Kept text is checked when the message is classified: by then, every member of it is known.
+/// Text kept as it came is checked as strictly as what is parsed: serde_json's raw capture
+/// alone lets through what its parser refuses (a lone surrogate) and repeated keys.
 fn check_kept(raw: &RawValue) -> Result<(), MessageError> {
     json::check(raw.get().as_bytes()).map_err(refusal)
 }
