@@ -1,14 +1,14 @@
 //! Strict JSON: the one parser for everything that crosses the boundary (agent messages and policy
 //! files). It differs from `serde_json::from_slice::<Value>` in one way only: an object with the
-//! same key twice is an error. Parsers disagree on which duplicate wins (first, last, or both), so
-//! a message whose meaning depends on the reader must never be evaluated by one and obeyed by another.
+//! same key twice, in any letter case, is an error. Parsers disagree on which duplicate wins
+//! (first, last, or both) and on whether `Name` is `name`, so a message whose meaning depends on
+//! the reader must never be evaluated by one and obeyed by another.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 /// Why a document was refused.
@@ -18,7 +18,7 @@ pub enum StrictJsonError {
     #[error("{0}")]
     Syntax(String),
     /// Well-formed JSON whose objects repeat a key: JSON-RPC "invalid request".
-    #[error("duplicate key {0:?}: a JSON object must not repeat a key")]
+    #[error("duplicate key {0:?}: a JSON object must not repeat a key, in any letter case")]
     DuplicateKey(String),
 }
 
@@ -114,13 +114,10 @@ impl<'de> Visitor<'de> for StrictValue {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match object.entry(key) {
-                Entry::Occupied(seen) => return Err(duplicate(seen.key())),
-                Entry::Vacant(slot) => {
-                    slot.insert(map.next_value_seed(StrictValue)?);
-                }
-            }
+        let mut keys = Keys::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            keys.insert(key.clone()).map_err(|key| duplicate(&key))?;
+            object.insert(key.into_owned(), map.next_value_seed(StrictValue)?);
         }
         Ok(Value::Object(object))
     }
@@ -185,29 +182,52 @@ impl<'de> Visitor<'de> for StrictCheck {
     }
 }
 
-/// The keys of one object seen so far. Most objects have a handful, compared in a list; past
-/// that a set keeps an object with very many keys from costing a comparison per pair.
+/// The keys of one object seen so far. Two keys are the same if they differ only in letter case:
+/// Go's encoding/json and .NET's web defaults match member names that way, so `"Name"` beside
+/// `"name"` is a repeated key to them, read last-wins. Most objects have a handful of keys,
+/// compared in a list; past that a set of folded keys keeps an object with very many keys from
+/// costing a comparison per pair.
 #[derive(Default)]
 pub(crate) struct Keys<'de> {
     few: Vec<Cow<'de, str>>,
-    many: HashSet<Cow<'de, str>>,
+    many: HashSet<String>,
 }
 
 impl<'de> Keys<'de> {
     const FEW: usize = 16;
 
-    /// Gives `key` back if the object had it already.
+    /// Gives `key` back if the object had it already, in any letter case.
     pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
-        if self.few.contains(&key) || self.many.contains(&key) {
+        if self.few.iter().any(|seen| same_key(seen, &key)) {
             return Err(key);
         }
         if self.few.len() < Self::FEW {
             self.few.push(key);
-        } else {
-            self.many.insert(key);
+        } else if !self.many.insert(folded(&key)) {
+            return Err(key);
         }
         Ok(())
     }
+}
+
+/// Whether two member names are one to a parser that ignores letter case. Folding goes through
+/// upper case so that `ſ` (long s) meets `s` and `K` (Kelvin sign) meets `k`, as Unicode's
+/// case folding, which such parsers use, has them.
+pub fn same_key(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    fold(a).eq(fold(b))
+}
+
+fn fold(key: &str) -> impl Iterator<Item = char> + '_ {
+    key.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+}
+
+fn folded(key: &str) -> String {
+    fold(key).collect()
 }
 
 /// An object key, borrowed from the input unless it had escapes to decode.
@@ -313,5 +333,40 @@ mod tests {
             check(invalid_utf8),
             Err(StrictJsonError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn keys_that_differ_only_in_letter_case_are_duplicates() {
+        for (text, key) in [
+            (r#"{"name":"a","Name":"b"}"#, "Name"),
+            (r#"{"params":{},"PARAMS":{}}"#, "PARAMS"),
+            // Unicode case folding: long s is s, the Kelvin sign is k.
+            (r#"{"params":{},"param\u017f":{}}"#, "param\u{17f}"),
+            (r#"{"kind":1,"\u212aind":2}"#, "\u{212a}ind"),
+        ] {
+            match parse(text.as_bytes()) {
+                Err(StrictJsonError::DuplicateKey(found)) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: expected a duplicate-key error, got {other:?}"),
+            }
+            assert!(
+                matches!(
+                    check(text.as_bytes()),
+                    Err(StrictJsonError::DuplicateKey(_))
+                ),
+                "{text}"
+            );
+        }
+        let many = format!(
+            "{{{},\"K39\":0}}",
+            (0..40)
+                .map(|i| format!("\"k{i}\":{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(matches!(
+            check(many.as_bytes()),
+            Err(StrictJsonError::DuplicateKey(_))
+        ));
+        assert!(parse(br#"{"name":1,"names":2,"nam":3}"#).is_ok());
     }
 }

@@ -71,12 +71,42 @@ async fn duplicate_keys_in_method_name_or_params_are_invalid_requests_and_never_
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"get_all_trading_day_tickers"}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price"},"params":{"name":"get_all_trading_day_tickers"}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","arguments":{"symbol":"BTCUSDT","symbol":"ETHUSDT"}}}"#,
+        // Go's encoding/json reads "Name" as "name", last one winning.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","Name":"get_all_trading_day_tickers","arguments":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","arguments":{"symbol":"BTCUSDT","SYMBOL":"ETHUSDT"}}}"#,
     ] {
         let answer = client.post_raw(client.headers(), body).await;
         assert_eq!(answer.status, 400, "{body}");
         assert_eq!(answer.body["error"]["code"], -32600, "{body}");
         assert!(
             answer.message().contains("duplicate key"),
+            "{}",
+            answer.text
+        );
+    }
+    assert!(forwarded_calls(&harness).is_empty());
+}
+
+#[tokio::test]
+async fn members_policy_reads_spelled_in_other_letter_case_are_refused_and_never_forwarded() {
+    let harness = start(POLICY).await;
+    let mut client = harness.client();
+    client.initialize().await;
+    for (body, code) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","Arguments":{"symbol":"ETHUSDT"}}}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","Params":{"name":"get_all_trading_day_tickers"}}"#,
+            -32600,
+        ),
+    ] {
+        let answer = client.post_raw(client.headers(), body).await;
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(answer.body["error"]["code"], code, "{body}");
+        assert!(
+            answer.message().contains("case-sensitive"),
             "{}",
             answer.text
         );

@@ -2,12 +2,12 @@
 //! the file; it names the first duplicate key but not where it is, and a policy author needs the
 //! where (`"max"` repeats in many rules). This second reading runs only on that failure path.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::load::LoadError;
+use crate::json;
 
 /// Every repeated key in `bytes`, each at its own pointer (`/tools/x/rate_limit/max`).
 pub(super) fn locate(bytes: &[u8]) -> Vec<LoadError> {
@@ -86,14 +86,14 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut seen = json::Keys::default();
+        while let Some(key) = map.next_key_seed(json::Key)? {
             let child_path = format!(
                 "{}/{}",
                 self.path,
                 key.replace('~', "~0").replace('/', "~1")
             );
-            if seen.insert(key.clone()) {
+            if seen.insert(key).is_ok() {
                 let child = Walk {
                     path: child_path,
                     found: &mut *self.found,

@@ -351,6 +351,7 @@ fn check_members(fields: Fields) -> Result<Checked, MessageError> {
 }
 
 fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageError> {
+    refuse_case_variants(&fields.others, &ENVELOPE, MessageError::Invalid)?;
     if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
     }
@@ -400,6 +401,31 @@ fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageEr
     })
 }
 
+/// JSON-RPC's members, and those of `tools/call` params.
+const ENVELOPE: [&str; 6] = ["jsonrpc", "id", "method", "params", "result", "error"];
+const TOOL_CALL: [&str; 3] = ["name", "arguments", "_meta"];
+
+/// A member named like one the gateway reads, in other letters' case (`"Arguments"`), is refused:
+/// an upstream that matches names without case (Go's encoding/json, .NET's web defaults) would
+/// read it as that member, which policy never saw. Beside the real one, it is a repeated key.
+fn refuse_case_variants(
+    others: &Members,
+    known: &[&str],
+    refusal: fn(String) -> MessageError,
+) -> Result<(), MessageError> {
+    for (key, _) in others {
+        let variant = known
+            .iter()
+            .find(|known| **known != key && json::same_key(known, key));
+        if let Some(meant) = variant {
+            return Err(refusal(format!(
+                "member {key:?}: member names are case-sensitive; did you mean {meant:?}?"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Methods the gateway polices by name. A variant of one of them (other case) is refused rather
 /// than passed on as some other method: an upstream that matched names loosely would run it
 /// as the real one without the rule for it having been applied.
@@ -445,6 +471,7 @@ fn tool_call_params(fields: Option<ToolCallFields>) -> Result<Params, MessageErr
             r#"tools/call needs "params" with a "name""#.into(),
         ));
     };
+    refuse_case_variants(&fields.others, &TOOL_CALL, MessageError::InvalidParams)?;
     let Some(Value::String(name)) = fields.name else {
         return Err(MessageError::InvalidParams(
             r#"tools/call needs "params.name", a string"#.into(),
@@ -654,5 +681,37 @@ mod tests {
             let response = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{{kept}}}}}"#);
             assert!(single(&response).is_err(), "{response}");
         }
+    }
+
+    #[test]
+    fn members_named_like_the_ones_policy_reads_in_other_letter_case_are_refused() {
+        for (text, params_level) in [
+            (r#"{"jsonrpc":"2.0","ID":1,"method":"ping"}"#, false),
+            (r#"{"jsonrpc":"2.0","id":1,"Method":"tools/call"}"#, false),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","Params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Arguments":{}}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","\u212aey":1,"argument\u017f":{}}}"#,
+                true,
+            ),
+        ] {
+            match single(text) {
+                Err(MessageError::InvalidParams(_)) if params_level => {}
+                Err(MessageError::Invalid(_)) if !params_level => {}
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let unrelated = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Names":1},"idx":2}"#;
+        assert!(single(unrelated).is_ok());
     }
 }
