@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use super::caller;
@@ -74,17 +75,40 @@ async fn accept(
 }
 
 async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, GatewayError> {
-    let read = tokio::time::timeout(within, axum::body::to_bytes(body, limit))
+    tokio::time::timeout(within, collect(body, limit))
         .await
-        .map_err(|_| GatewayError::BodyTimeout(within.as_secs()))?;
-    read.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            GatewayError::PayloadTooLarge { limit }
+        .map_err(|_| GatewayError::BodyTimeout(within.as_secs()))?
+}
+
+/// What is read past `--max-body-bytes` and dropped before the 413 goes out.
+const DISCARDED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body, whole, up to `limit` bytes. Past it the rest is read and dropped (up to
+/// [`DISCARDED_BYTES`], and within the read timeout) before refusing: a client still sending when
+/// the connection closed on it would lose the 413 to a reset and learn nothing.
+async fn collect(mut body: Body, limit: usize) -> Result<Bytes, GatewayError> {
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(1);
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| GatewayError::BodyRead(err.to_string()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            chunks.push(chunk);
+        } else if total > limit.saturating_add(DISCARDED_BYTES) {
+            break;
         } else {
-            GatewayError::BodyRead(err.to_string())
+            chunks.clear();
         }
+    }
+    if total > limit {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    Ok(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
     })
 }
 
