@@ -239,16 +239,18 @@ pub struct DemoArgs {
     pub options: GatewayOptions,
 }
 
-/// Runs the command; the process exit code.
+/// `--worker-threads`, or one per CPU this process may use (cgroup quotas included).
 fn workers(asked: Option<std::num::NonZeroUsize>) -> std::num::NonZeroUsize {
     asked
         .or_else(|| std::thread::available_parallelism().ok())
         .unwrap_or(std::num::NonZeroUsize::MIN)
 }
 
+/// Runs the command; the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     run::init_logging(cli.log_format, &cli.log);
+    let workers = workers(cli.worker_threads);
     match cli.command {
         Command::Policy(command) => policy::run(command),
         Command::Approvals(args) => approvals::run(args),
@@ -261,10 +263,8 @@ pub fn main() -> std::process::ExitCode {
             );
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve(args) => run::block_on(None, run::serve(args, workers(cli.worker_threads))),
-        Command::Simulate(args) => {
-            run::block_on(Some(workers(cli.worker_threads)), run::simulate(args))
-        }
-        Command::Demo(args) => run::block_on(None, run::demo(args, workers(cli.worker_threads))),
+        Command::Serve(args) => run::block_on(None, run::serve(args, workers)),
+        Command::Simulate(args) => run::block_on(Some(workers), run::simulate(args)),
+        Command::Demo(args) => run::block_on(None, run::demo(args, workers)),
     }
 }

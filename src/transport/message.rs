@@ -97,14 +97,11 @@ impl Message {
         }
     }
 
-    /// `params`, parsed (off the call path: initialize, held calls).
+    /// `params`, parsed (off the call path: initialize's capabilities).
     pub fn params(&self) -> Option<Value> {
-        match self.params.as_ref()? {
-            Params::Other(raw) => Some(parse_checked(raw)),
-            Params::ToolCall { .. } => serde_json::from_slice(&self.to_bytes())
-                .ok()
-                .and_then(|mut message: Value| message.get_mut("params").map(Value::take)),
-        }
+        let mut text = Vec::new();
+        self.params.as_ref()?.write(&mut text);
+        serde_json::from_slice(&text).ok()
     }
 
     pub fn progress_token(&self) -> Option<Value> {
@@ -130,26 +127,35 @@ impl Message {
         if let Some(method) = &self.method {
             write_member(&mut out, "method", method);
         }
-        match &self.params {
-            None => {}
-            Some(Params::Other(raw)) => write_member(&mut out, "params", raw),
-            Some(Params::ToolCall {
-                name,
-                arguments,
-                others,
-            }) => {
-                out.extend_from_slice(br#","params":{"name":"#);
-                write_json(&mut out, name);
-                if let Some(arguments) = arguments {
-                    write_member(&mut out, "arguments", arguments);
-                }
-                write_members(&mut out, others);
-                out.push(b'}');
-            }
+        if let Some(params) = &self.params {
+            out.extend_from_slice(br#","params":"#);
+            params.write(&mut out);
         }
         write_members(&mut out, &self.others);
         out.push(b'}');
         out.into()
+    }
+}
+
+impl Params {
+    /// As forwarded: what policy read from its values, the rest as it came.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Params::Other(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            Params::ToolCall {
+                name,
+                arguments,
+                others,
+            } => {
+                out.extend_from_slice(br#"{"name":"#);
+                write_json(out, name);
+                if let Some(arguments) = arguments {
+                    write_member(out, "arguments", arguments);
+                }
+                write_members(out, others);
+                out.push(b'}');
+            }
+        }
     }
 }
 
