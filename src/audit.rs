@@ -26,9 +26,7 @@ pub struct AuditRecord<'a> {
     pub session: Option<&'a str>,
     pub method: &'a str,
     pub tool: Option<&'a str>,
-    /// allow, deny, unknown_tool, invalid_arguments, rate_limited, approval_pending, approved,
-    /// rejected, expired, upstream_error.
-    pub decision: &'a str,
+    pub decision: AuditDecision,
     pub rule: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub upstream_status: Option<u16>,
@@ -37,6 +35,48 @@ pub struct AuditRecord<'a> {
     pub approval: Option<&'a str>,
     pub reviewer: Option<&'a str>,
     pub arguments: Option<&'a Value>,
+}
+
+/// What became of a message or an approval, as the record's `decision` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditDecision {
+    /// Forwarded (the upstream's status is in the record).
+    Allow,
+    Deny,
+    UnknownTool,
+    InvalidArguments,
+    RateLimited,
+    /// Allowed, but the upstream could not be reached or did not answer.
+    UpstreamError,
+    /// Deciding failed; the message was refused.
+    InternalError,
+    /// A call was held for a person's decision.
+    ApprovalPending,
+    /// A held call went through on an approval granted earlier.
+    ApprovalUsed,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+impl AuditDecision {
+    /// The name in the record: these strings are the audit format, and never change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::UnknownTool => "unknown_tool",
+            Self::InvalidArguments => "invalid_arguments",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamError => "upstream_error",
+            Self::InternalError => "internal_error",
+            Self::ApprovalPending => "approval_pending",
+            Self::ApprovalUsed => "approval_used",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
 }
 
 impl AuditLog {
@@ -69,7 +109,7 @@ impl AuditLog {
         member(line, "session", &record.session);
         member(line, "method", record.method);
         member(line, "tool", &record.tool);
-        member(line, "decision", record.decision);
+        member(line, "decision", record.decision.as_str());
         member(line, "rule", &record.rule);
         member(line, "reason", &record.reason);
         member(line, "upstream_status", &record.upstream_status);
@@ -103,7 +143,7 @@ mod tests {
             session: Some("s1"),
             method: "tools/call",
             tool: Some("get_price"),
-            decision: "allow",
+            decision: AuditDecision::Allow,
             rule: Some("tools.get_price"),
             reason: None,
             upstream_status: Some(200),
@@ -154,7 +194,7 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let reason = "refused: \"quotes\",\nnew lines\u{2028} and \\ slashes";
         let mut denied = record(None);
-        denied.decision = "deny";
+        denied.decision = AuditDecision::Deny;
         denied.reason = Some(reason);
         denied.tool = Some("get_price\",\"decision\":\"allow");
         AuditLog::open(&path, false)

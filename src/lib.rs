@@ -1,9 +1,9 @@
 //! mcpgate: a policy gateway for the Model Context Protocol.
 //!
-//! The data path reads top to bottom: [`transport`] terminates MCP over HTTP, [`session`] maps
-//! the gateway's sessions to the upstream's, [`policy`] decides, [`upstream`] forwards and relays.
-//! [`audit`] records every decision; [`simulator`] is a built-in Binance MCP server for demos,
-//! tests and benchmarks.
+//! The data path reads top to bottom: [`transport`] terminates MCP over HTTP and renders what
+//! [`exchange`] made of each message; the exchange asks [`gateway`] for a verdict (the [`policy`]
+//! engine and the rate limiter) and forwards through [`upstream`]. [`protocol`] holds MCP's words
+//! for all of them; [`session`], [`approval`] and [`audit`] keep what outlives one message.
 
 pub mod admin;
 pub mod admission;
@@ -12,9 +12,11 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod exchange;
 pub mod gateway;
 pub mod json;
 pub mod policy;
+pub mod protocol;
 pub mod reload;
 pub mod server;
 pub mod session;

@@ -12,7 +12,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::gateway::Gateway;
-use crate::server::{load_policy, StartError};
+use crate::policy::{CompiledPolicy, PolicyFileError};
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,7 +106,7 @@ fn changes_the_file(kind: &EventKind) -> bool {
 /// Re-reads the policy file and swaps it in if it loads.
 pub fn reload(gateway: &Gateway) {
     let path = &gateway.config.policy;
-    match load_policy(path) {
+    match CompiledPolicy::from_file(path) {
         Ok(policy) => {
             let before = gateway.policy.swap(std::sync::Arc::new(policy));
             let after = gateway.policy.load();
@@ -123,7 +123,7 @@ pub fn reload(gateway: &Gateway) {
         }
         Err(err) => {
             let message = match &err {
-                StartError::PolicyInvalid { errors, .. } => errors.to_string(),
+                PolicyFileError::Invalid { errors, .. } => errors.to_string(),
                 other => other.to_string(),
             };
             tracing::error!(path = %path.display(), errors = %message, "policy reload rejected; the last good policy keeps serving");

@@ -1,13 +1,11 @@
-//! Starting a gateway: load what it needs (failing closed), bind, serve until told to stop.
+//! Serving a built gateway: bind, serve on one event loop per worker, stop when told.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,104 +13,20 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::admission::InFlight;
-use crate::approval::webhook::Webhook;
-use crate::approval::Approvals;
-use crate::audit::AuditLog;
-use crate::auth::AgentKeys;
-use crate::config::GatewayConfig;
 use crate::gateway::Gateway;
-use crate::policy::{CompiledPolicy, LoadErrors, RateLimiter};
-use crate::session::SessionStore;
-use crate::upstream::{Placement, Upstream, UpstreamConfig};
 use crate::{reload, transport};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("cannot read policy file {path}: {source}")]
-    PolicyUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("policy file {path} is invalid; nothing is served until it loads:\n{errors}")]
-    PolicyInvalid { path: PathBuf, errors: LoadErrors },
-    #[error("cannot open audit log {path}: {source}")]
-    Audit {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("--approval-webhook needs --approval-webhook-secret to sign what it sends")]
-    WebhookSecret,
-    #[error(transparent)]
-    Agents(#[from] crate::auth::AuthConfigError),
-    #[error("cannot build the upstream client: {0}")]
-    Upstream(#[from] crate::upstream::UpstreamConfigError),
-    #[error(
-        "cannot listen on {addr}: {source} (is another process using it? pick one with --listen)"
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+#[error("cannot listen on {addr}: {source} (is another process using it? pick one with --listen)")]
+pub struct BindError {
+    addr: SocketAddr,
+    source: std::io::Error,
 }
 
-pub fn load_policy(path: &Path) -> Result<CompiledPolicy, StartError> {
-    let bytes = std::fs::read(path).map_err(|source| StartError::PolicyUnreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    CompiledPolicy::from_json_slice(&bytes).map_err(|errors| StartError::PolicyInvalid {
-        path: path.to_owned(),
-        errors,
-    })
-}
-
-/// Builds the gateway's state. Fails closed: no policy, no gateway.
-pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, StartError> {
-    let policy = load_policy(&config.policy)?;
-    let audit = match &config.audit {
-        Some(path) => Some(
-            AuditLog::open(path, config.audit_arguments).map_err(|source| StartError::Audit {
-                path: path.clone(),
-                source,
-            })?,
-        ),
-        None => None,
-    };
-    let upstream = Upstream::new(UpstreamConfig {
-        url: config.upstream.clone(),
-        connect_timeout: config.limits.upstream_connect_timeout,
-        timeout: config.limits.upstream_timeout,
-        max_body_bytes: config.limits.max_body_bytes,
-        max_event_bytes: config.limits.max_event_bytes,
-    })?;
-    let agents = AgentKeys::from_specs(&config.agents, config.require_auth, |variable| {
-        std::env::var(variable).ok()
-    })?;
-    let webhook = match (&config.approvals.webhook, &config.approvals.webhook_secret) {
-        (Some(url), Some(secret)) => Some(Webhook::new(url.clone(), secret.clone())),
-        (Some(_), None) => return Err(StartError::WebhookSecret),
-        _ => None,
-    };
-    Ok(Arc::new(Gateway {
-        approvals: Approvals::default(),
-        webhook,
-        agents,
-        in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
-        sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
-        policy: ArcSwap::from_pointee(policy),
-        limiter: RateLimiter::new(),
-        upstream,
-        audit,
-        reloads: tokio::sync::watch::Sender::new(Default::default()),
-        config,
-    }))
-}
-
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| StartError::Bind { addr, source })
+        .map_err(|source| BindError { addr, source })
 }
 
 /// Serves the gateway on `listener` (and the admin API on `--admin-listen`, if set) until
@@ -255,17 +169,6 @@ async fn upkeep(gateway: Arc<Gateway>) {
         tick.tick().await;
         gateway.limiter.sweep(Instant::now());
         gateway.expire_approvals();
-        for session in gateway.sessions.end_idle() {
-            if session.upstream_id.is_none() {
-                continue;
-            }
-            let placement = Placement {
-                session_id: session.upstream_id.as_ref(),
-                protocol_version: None,
-            };
-            if let Err(err) = gateway.upstream.end_session(placement).await {
-                tracing::debug!(error = %err, "could not end an idle upstream session");
-            }
-        }
+        gateway.end_idle_sessions().await;
     }
 }

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use mcpgate::json::{self, StrictJsonError};
 use mcpgate::policy::{Call, CompiledPolicy, Decision};
-use mcpgate::transport::message::{self, Body, Kind, Message, MessageError};
+use mcpgate::protocol::{self, Body, Kind, Message, MessageError};
 use serde_json::Value;
 
 /// A fixed policy that uses every kind of rule and a spread of JSON Schema keywords (pattern,
@@ -41,7 +41,7 @@ static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(|| {
 pub fn message(data: &[u8]) {
     let strict = strict_json(data);
     let loose_ok = serde_json::from_slice::<Value>(data).is_ok();
-    let body = message::parse_body(data);
+    let body = protocol::parse_body(data);
     match (&strict, &body) {
         (Ok(_), Err(MessageError::Parse(error))) => {
             panic!("parse_body called strict JSON a parse error: {error}")
@@ -167,7 +167,7 @@ fn check_forwarding(message: &Message, received: &Value) {
         "forwarding changed the value"
     );
     let bytes = message.to_bytes();
-    let again = match message::parse_body(&bytes) {
+    let again = match protocol::parse_body(&bytes) {
         Ok(Body::Single(again)) => again,
         other => panic!(
             "forwarded bytes {:?} do not parse back to one message: {other:?}",

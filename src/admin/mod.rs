@@ -96,7 +96,7 @@ async fn events(State(gateway): State<Arc<Gateway>>) -> Response {
             Event::default().event("approval").data(data),
         ))
     });
-    crate::transport::relay::sse_response(stream)
+    crate::transport::sse::sse_response(stream)
 }
 
 async fn approve(state: State<Arc<Gateway>>, id: Path<String>, body: Bytes) -> Response {

@@ -133,7 +133,14 @@ impl Approvals {
     }
 
     /// Looks for a granted or pending approval of exactly this call; queues one if there is none.
-    pub fn request(&self, ask: &Ask<'_>, now: Instant) -> Ticket {
+    /// `on_queued` sees a new approval before any reviewer can (the gateway audits it there, so
+    /// its pending record always comes before the decision's).
+    pub fn request(
+        &self,
+        ask: &Ask<'_>,
+        now: Instant,
+        on_queued: impl FnOnce(&Approval),
+    ) -> Ticket {
         let fingerprint = Fingerprint::of(ask.agent, ask.session, ask.tool, ask.arguments);
         let mut entries = self.entries();
         let mut found: Option<String> = None;
@@ -182,6 +189,7 @@ impl Approvals {
             expires: now + ask.timeout,
             elicited: false,
         };
+        on_queued(&approval);
         let (decided, receiver) = watch::channel(Status::Pending);
         entries.insert(
             approval.id.clone(),

@@ -7,7 +7,6 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::policy::{Call, CompiledPolicy, DefaultAction};
-use crate::server::load_policy;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -53,7 +52,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
 }
 
 fn check(file: PathBuf, upstream: Option<reqwest::Url>) -> ExitCode {
-    let policy = match load_policy(&file) {
+    let policy = match CompiledPolicy::from_file(&file) {
         Ok(policy) => policy,
         Err(err) => {
             eprintln!("{err}");
@@ -100,7 +99,7 @@ fn coverage_warnings(policy: &CompiledPolicy, upstream_tools: &[String]) -> Vec<
 }
 
 fn explain(file: PathBuf, tool: &str, arguments: &str, agent: Option<&str>) -> ExitCode {
-    let policy = match load_policy(&file) {
+    let policy = match CompiledPolicy::from_file(&file) {
         Ok(policy) => policy,
         Err(err) => {
             eprintln!("{err}");

@@ -62,7 +62,7 @@ pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String>
     let config = args
         .options
         .config(args.listen, args.upstream, args.policy, workers);
-    let gateway = server::build(config).map_err(|e| e.to_string())?;
+    let gateway = crate::gateway::build(config).map_err(|e| e.to_string())?;
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
     tracing::info!(
         listen = %args.listen,
@@ -97,7 +97,7 @@ pub async fn demo(args: DemoArgs, workers: NonZeroUsize) -> Result<(), String> {
     let config = args
         .options
         .config(args.listen, upstream, args.policy, workers);
-    let gateway = server::build(config).map_err(|e| e.to_string())?;
+    let gateway = crate::gateway::build(config).map_err(|e| e.to_string())?;
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
     println!(
         "{}",

@@ -15,6 +15,7 @@ use super::file::{
 use super::load::LoadError;
 use super::rules::{ArgumentSchema, MethodRule, RateLimit, ToolAction, ToolRule};
 use super::{CompiledPolicy, Section};
+use crate::protocol::method;
 
 /// How long a pending approval waits when the rule does not say.
 const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -213,7 +214,7 @@ pub(super) fn method_rule(
     // A rule that can never apply is a mistake worth reporting: its author believes it does.
     let never_consulted = if is_lifecycle(name) {
         Some("is a lifecycle method, which always passes")
-    } else if name == "tools/call" {
+    } else if name == method::TOOLS_CALL {
         Some("is decided by the rules under \"tools\"")
     } else {
         None

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::rules::{ApprovalVia, Limits, ToolAction, ToolRule};
 use super::{CompiledPolicy, DefaultAction, Section};
+use crate::protocol::method;
 
 /// What the policy is asked about: one JSON-RPC request, reduced to the fields a decision reads.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +67,10 @@ const MAX_REASON_BYTES: usize = 1024;
 /// Methods every session needs to exist and to discover tools; no rule is consulted for them.
 /// Exact and case-sensitive, like every name in the policy.
 pub(super) fn is_lifecycle(method: &str) -> bool {
-    matches!(method, "initialize" | "ping" | "tools/list") || method.starts_with("notifications/")
+    matches!(
+        method,
+        method::INITIALIZE | method::PING | method::TOOLS_LIST
+    ) || method::is_notification(method)
 }
 
 impl CompiledPolicy {
@@ -75,7 +79,7 @@ impl CompiledPolicy {
             return Decision::Lifecycle;
         }
         let section = self.section(call.agent);
-        if call.method == "tools/call" {
+        if call.method == method::TOOLS_CALL {
             self.decide_tool(section, call)
         } else {
             self.decide_method(section, call.method)

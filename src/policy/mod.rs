@@ -1,12 +1,14 @@
 //! The policy engine: load a policy file, compile it, decide calls.
 //!
-//! A pure library: no sockets, no files, no clock it is not handed, no global state. The server,
+//! A pure library: no sockets, no clock it is not handed, no global state, and no files but the
+//! policy file itself, read in `source` and nowhere else. The server,
 //! `mcpgate policy check/explain` and the benchmarks call the same [`CompiledPolicy::decide`].
 //! Rate-limit counters live apart, in [`RateLimiter`], so that a reload keeps them.
 //! See `README.md` beside this file for the format and the choices behind it.
 //!
 //! Reading order: `file` (the format) → `load` (bytes → errors or policy) → `compile` (file types →
-//! `rules`) → `decide` (call → `Decision`) → `explain`; `rate_limit` is separate state.
+//! `rules`) → `decide` (call → `Decision`) → `explain`; `rate_limit` is separate state; `source`
+//! reads the file.
 
 mod compile;
 mod decide;
@@ -16,6 +18,7 @@ mod file;
 mod load;
 mod rate_limit;
 mod rules;
+mod source;
 
 #[cfg(test)]
 mod binance_policy_tests;
@@ -27,6 +30,7 @@ pub use file::file_schema;
 pub use load::{LoadError, LoadErrors};
 pub use rate_limit::{LimitExceeded, Permit, RateLimiter, Subject};
 pub use rules::{ApprovalVia, DefaultAction, LimitScope, Limits, RateLimit};
+pub use source::PolicyFileError;
 
 use foldhash::fast::RandomState;
 use rules::{MethodRule, ToolRule};

@@ -5,25 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::message::MessageError;
-use super::version::SUPPORTED_VERSIONS;
-use crate::upstream::UpstreamError;
-
-/// JSON-RPC 2.0 error codes, and the MCP ones this gateway uses.
-pub mod code {
-    pub const PARSE_ERROR: i64 = -32700;
-    pub const INVALID_REQUEST: i64 = -32600;
-    pub const INVALID_PARAMS: i64 = -32602;
-    pub const INTERNAL_ERROR: i64 = -32603;
-    /// Implementation-defined server errors (-32000 to -32099).
-    pub const UPSTREAM_UNAVAILABLE: i64 = -32000;
-    pub const SESSION_NOT_FOUND: i64 = -32001;
-    pub const POLICY_DENIED: i64 = -32003;
-    pub const UNAUTHORIZED: i64 = -32004;
-    pub const OVERLOADED: i64 = -32005;
-    /// MCP 2026-07-28: the request's protocol version is not supported.
-    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
-}
+use crate::exchange::ExchangeError;
+use crate::protocol::{answer, code, version, MessageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -39,7 +22,7 @@ pub enum GatewayError {
     MissingSession,
     #[error("session not found: it ended, expired or was never issued; send initialize to start a new one")]
     UnknownSession,
-    #[error("unsupported MCP-Protocol-Version {requested:?}; this gateway speaks {}", SUPPORTED_VERSIONS.join(", "))]
+    #[error("unsupported MCP-Protocol-Version {requested:?}; this gateway speaks {}", version::SUPPORTED.join(", "))]
     UnsupportedProtocolVersion { requested: String },
     #[error("JSON-RPC batches were removed in MCP {0}; send one message per POST")]
     BatchNotAllowed(String),
@@ -47,16 +30,12 @@ pub enum GatewayError {
     PayloadTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
-    #[error("the gateway holds its maximum of {0} sessions (--max-sessions); end unused sessions with DELETE or retry later")]
-    TooManySessions(usize),
-    #[error("{0}")]
-    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
     #[error("this endpoint has no server-to-client stream for GET: the upstream offers none")]
     GetNotSupported,
     #[error("{0}")]
     Unauthorized(#[from] crate::auth::AuthError),
-    #[error("this answer matches no approval question this session was asked: {0}")]
-    UnknownElicitation(String),
     #[error("too many requests in flight for this agent (at most {0}, --max-in-flight-per-agent); wait for answers before sending more")]
     TooManyInFlight(usize),
     #[error("the request body did not arrive within {0} s (--request-read-timeout-secs)")]
@@ -64,22 +43,25 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             Self::Message(_)
             | Self::MissingSession
             | Self::UnsupportedProtocolVersion { .. }
             | Self::BatchNotAllowed(_)
-            | Self::UnknownElicitation(_)
+            | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Self::UnknownSession => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Upstream(err) if err.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Exchange(ExchangeError::TooManySessions(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Exchange(ExchangeError::Upstream(err)) if err.is_timeout() => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Self::Exchange(ExchangeError::Upstream(_)) => StatusCode::BAD_GATEWAY,
+            Self::Exchange(ExchangeError::HeldAgain) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::GetNotSupported => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyInFlight(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -100,14 +82,15 @@ impl GatewayError {
             | Self::PayloadTooLarge { .. }
             | Self::BodyRead(_)
             | Self::BodyTimeout(_)
-            | Self::UnknownElicitation(_)
+            | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::GetNotSupported => code::INVALID_REQUEST,
             Self::Unauthorized(_) => code::UNAUTHORIZED,
             Self::TooManyInFlight(_) => code::OVERLOADED,
             Self::UnknownSession => code::SESSION_NOT_FOUND,
             Self::UnsupportedProtocolVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
-            Self::TooManySessions(_) => code::OVERLOADED,
-            Self::Upstream(_) => code::UPSTREAM_UNAVAILABLE,
+            Self::Exchange(ExchangeError::TooManySessions(_)) => code::OVERLOADED,
+            Self::Exchange(ExchangeError::Upstream(_)) => code::UPSTREAM_UNAVAILABLE,
+            Self::Exchange(ExchangeError::HeldAgain) => code::INTERNAL_ERROR,
         }
     }
 
@@ -116,7 +99,7 @@ impl GatewayError {
             // Lets a 2026-07-28 client (e.g. the `server/discover` probe of mcp 2.x) see that
             // only handshake-era versions are spoken here and fall back to `initialize`.
             Self::UnsupportedProtocolVersion { requested } => Some(json!({
-                "supported": SUPPORTED_VERSIONS,
+                "supported": version::SUPPORTED,
                 "requested": requested,
             })),
             _ => None,
@@ -125,11 +108,11 @@ impl GatewayError {
 
     /// The JSON-RPC error answering the message with this id (`None` before it could be read).
     pub fn answer(&self, id: Option<&Value>) -> Value {
-        let mut error = json!({ "code": self.code(), "message": self.to_string() });
+        let mut answer = answer::error(id, self.code(), &self.to_string());
         if let Some(data) = self.data() {
-            error["data"] = data;
+            answer["error"]["data"] = data;
         }
-        json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error })
+        answer
     }
 
     pub fn into_response_for(self, id: Option<&Value>) -> Response {

@@ -1,13 +1,10 @@
 //! Reading the request headers the streamable HTTP transport defines.
 
-use axum::http::{header, HeaderMap, HeaderName};
+use axum::http::{header, HeaderMap};
 
 use super::error::GatewayError;
-use super::version;
-
-pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
-pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+use crate::protocol::headers::{PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::version;
 
 /// How the client can take an answer to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,24 +81,15 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_ID).and_then(|v| v.to_str().ok())
 }
 
-/// The request's protocol version: the header when present (validated), else `fallback`.
-pub fn protocol_version<'a>(
-    headers: &'a HeaderMap,
-    fallback: &'a str,
-) -> Result<&'a str, GatewayError> {
-    match headers.get(PROTOCOL_VERSION) {
-        None => Ok(fallback),
-        Some(value) => {
-            let requested = value.to_str().unwrap_or("");
-            if version::is_supported(requested) {
-                Ok(requested)
-            } else {
-                Err(GatewayError::UnsupportedProtocolVersion {
-                    requested: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                })
-            }
-        }
-    }
+/// The request's protocol version: the header when present (one the gateway speaks), else the
+/// one the transports spec assumes.
+pub fn protocol_version(headers: &HeaderMap) -> Result<&'static str, GatewayError> {
+    let Some(value) = headers.get(PROTOCOL_VERSION) else {
+        return Ok(version::ASSUMED);
+    };
+    version::spoken(value.as_bytes()).ok_or_else(|| GatewayError::UnsupportedProtocolVersion {
+        requested: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+    })
 }
 
 /// Transports spec: servers MUST validate Origin to stop DNS rebinding. Browsers always send it
@@ -150,7 +138,7 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn with(name: HeaderName, value: &str) -> HeaderMap {
+    fn with(name: axum::http::HeaderName, value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(name, HeaderValue::from_str(value).unwrap());
         headers
@@ -170,8 +158,11 @@ mod tests {
             ("application/json;q=0, text/html", None),
         ];
         for (accept, expected) in cases {
-            let got = answer_format(&with(header::ACCEPT, accept)).ok();
-            assert_eq!(got, expected, "{accept}");
+            match (answer_format(&with(header::ACCEPT, accept)), expected) {
+                (Ok(got), Some(expected)) => assert_eq!(got, expected, "{accept}"),
+                (Err(GatewayError::NotAcceptable(refused)), None) => assert_eq!(refused, accept),
+                (got, _) => panic!("{accept}: {got:?}"),
+            }
         }
         assert_eq!(
             answer_format(&HeaderMap::new()).ok(),
@@ -198,7 +189,10 @@ mod tests {
             "null",
         ] {
             assert!(
-                check_origin(&with(header::ORIGIN, origin), &[]).is_err(),
+                matches!(
+                    check_origin(&with(header::ORIGIN, origin), &[]),
+                    Err(GatewayError::ForbiddenOrigin(refused)) if refused == origin
+                ),
                 "{origin}"
             );
         }
@@ -213,18 +207,24 @@ mod tests {
             "application/json; charset=utf-8"
         ))
         .is_ok());
-        assert!(require_json_content(&with(header::CONTENT_TYPE, "text/plain")).is_err());
-        assert!(require_json_content(&HeaderMap::new()).is_err());
+        assert!(matches!(
+            require_json_content(&with(header::CONTENT_TYPE, "text/plain")),
+            Err(GatewayError::UnsupportedMediaType(refused)) if refused == "text/plain"
+        ));
+        assert!(matches!(
+            require_json_content(&HeaderMap::new()),
+            Err(GatewayError::UnsupportedMediaType(refused)) if refused.is_empty()
+        ));
     }
 
     #[test]
     fn protocol_version_header_is_validated() {
         let ok = with(PROTOCOL_VERSION, "2025-06-18");
-        assert_eq!(protocol_version(&ok, "x").unwrap(), "2025-06-18");
-        assert!(protocol_version(&with(PROTOCOL_VERSION, "2026-07-28"), "x").is_err());
-        assert_eq!(
-            protocol_version(&HeaderMap::new(), "2025-03-26").unwrap(),
-            "2025-03-26"
-        );
+        assert_eq!(protocol_version(&ok).unwrap(), "2025-06-18");
+        assert!(matches!(
+            protocol_version(&with(PROTOCOL_VERSION, "2026-07-28")),
+            Err(GatewayError::UnsupportedProtocolVersion { requested }) if requested == "2026-07-28"
+        ));
+        assert_eq!(protocol_version(&HeaderMap::new()).unwrap(), "2025-03-26");
     }
 }

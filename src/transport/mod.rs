@@ -1,14 +1,15 @@
 //! The HTTP edge: MCP's streamable HTTP transport on `/mcp`, plus health and readiness probes.
+//!
+//! Reads what HTTP carries (headers, bodies, sessions), hands each message to the exchange and
+//! renders its outcome (`render.rs`); it polices and forwards nothing itself.
 
 mod caller;
 pub mod error;
-pub mod headers;
-mod held;
-pub mod message;
+mod headers;
 mod post;
-pub mod relay;
+mod render;
 mod session_routes;
-pub mod version;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;

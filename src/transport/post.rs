@@ -1,10 +1,10 @@
 //! POST /mcp: one JSON-RPC message (or a 2025-03-26 batch) from the client.
 //!
-//! Order matters: headers, then size, then strict parse, then session, then policy. The message
-//! that policy evaluates is the one serialised and forwarded.
+//! Order matters: headers, then size, then strict parse, then session; then the exchange polices
+//! and forwards, and its outcome is rendered for this client.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -16,14 +16,13 @@ use serde_json::Value;
 
 use super::caller;
 use super::error::GatewayError;
-use super::headers::{self, AnswerFormat, SESSION_ID};
-use super::held;
-use super::message::{self, Kind, Message};
-use super::relay::{self, ToolsFilter};
-use super::version;
-use crate::gateway::{Gateway, Pass, Refusal, Verdict};
+use super::headers;
+use super::render;
+use crate::exchange::{self, Opened};
+use crate::gateway::Gateway;
+use crate::protocol::headers::SESSION_ID;
+use crate::protocol::{self, method, version, Message, MessageError};
 use crate::session::Session;
-use crate::upstream::{Placement, Reply};
 
 /// Takes the request whole: the `HeaderMap` extractor would copy every header.
 pub async fn post(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
@@ -45,31 +44,42 @@ async fn accept(
     let format = headers::answer_format(headers)?;
     let limits = &gateway.config.limits;
     let bytes = read_body(body, limits.max_body_bytes, limits.request_read_timeout).await?;
-    let body = message::parse_body(&bytes)?;
-    let version = headers::protocol_version(headers, version::ASSUMED_VERSION);
+    let body = protocol::parse_body(&bytes)?;
+    let version = headers::protocol_version(headers);
+    let within = limits.upstream_timeout;
     match body {
-        message::Body::Single(message) => {
+        protocol::Body::Single(message) => {
             // Checked after parsing so the refusal carries the request's id: that is how a
             // 2026-07-28 `server/discover` probe learns to fall back to initialize.
             let version = match version {
                 Ok(version) => version,
                 Err(err) => return Ok(err.into_response_for(message.id())),
             };
-            if message.method() == Some("initialize") {
-                return initialize(gateway, agent, version, message, format).await;
+            let id = message.id().cloned();
+            if message.is(method::INITIALIZE) {
+                let Opened { outcome, session } =
+                    exchange::initialize(gateway, agent, version, message).await;
+                let mut response = render::response(outcome, format, id, within).await;
+                if let Some(session) = session {
+                    let value = HeaderValue::from_str(&session.id)
+                        .expect("hex session ids are valid header values");
+                    response.headers_mut().insert(SESSION_ID, value);
+                }
+                return Ok(response);
             }
             let session = caller::session_of(gateway, headers, agent.as_ref())?;
             let _admitted = caller::admit(gateway, &session)?;
-            Ok(exchange(gateway, &session, version, message, format).await)
+            let outcome = exchange::exchange(gateway, &session, version, message).await;
+            Ok(render::response(outcome, format, id, within).await)
         }
-        message::Body::Batch(messages) => {
+        protocol::Body::Batch(messages) => {
             let version = version?;
             let session = caller::session_of(gateway, headers, agent.as_ref())?;
             let _admitted = caller::admit(gateway, &session)?;
             if !version::allows_batches(version) {
                 return Err(GatewayError::BatchNotAllowed(version.to_owned()));
             }
-            Ok(batch(gateway, &session, version, messages).await)
+            Ok(batch(gateway, &session, version, messages, within).await)
         }
     }
 }
@@ -112,216 +122,34 @@ async fn collect(mut body: Body, limit: usize) -> Result<Bytes, GatewayError> {
     })
 }
 
-/// Lifecycle spec: initialize opens a session. The upstream's session is opened with it and
-/// kept behind the gateway's own id.
-async fn initialize(
-    gateway: &Arc<Gateway>,
-    agent: Option<Arc<str>>,
-    version: &str,
-    message: Message,
-    format: AnswerFormat,
-) -> Result<Response, GatewayError> {
-    // Checked before the upstream is asked too, so a full gateway opens no upstream session.
-    if gateway.sessions.len() >= gateway.config.limits.max_sessions {
-        return Err(GatewayError::TooManySessions(
-            gateway.config.limits.max_sessions,
-        ));
-    }
-    let placement = Placement {
-        session_id: None,
-        protocol_version: Some(version),
-    };
-    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
-    let reply = reply.map_err(GatewayError::Upstream);
-    let upstream_id = match &reply {
-        Ok(Reply::Json {
-            status, session_id, ..
-        }) if status.is_success() => session_id.clone(),
-        Ok(Reply::Stream { session_id, .. }) => session_id.clone(),
-        Ok(_) | Err(_) => return Ok(relay_reply(gateway, None, &message, reply, format).await),
-    };
-    let session = gateway
-        .sessions
-        .open(upstream_id, agent, declares_elicitation(&message))
-        .map_err(|full| GatewayError::TooManySessions(full.0))?;
-    let record = gateway.audit_record(&session, &message, "allow", Some("lifecycle"), None);
-    log_audit_failure(gateway.record(&record));
-    let mut response = relay_reply(gateway, None, &message, reply, format).await;
-    let id = HeaderValue::from_str(&session.id).expect("hex session ids are valid header values");
-    response.headers_mut().insert(SESSION_ID, id);
-    Ok(response)
-}
-
-/// Lifecycle spec: the client lists its capabilities in initialize; elicitation is one.
-fn declares_elicitation(initialize: &Message) -> bool {
-    initialize.params().is_some_and(|params| {
-        params
-            .get("capabilities")
-            .and_then(|c| c.get("elicitation"))
-            .is_some_and(|e| !e.is_null())
-    })
-}
-
-/// What one message came to: a response to send, or (in a batch) a JSON value to gather.
-async fn exchange(
-    gateway: &Arc<Gateway>,
-    session: &Arc<Session>,
-    version: &str,
-    message: Message,
-    format: AnswerFormat,
-) -> Response {
-    let started = Instant::now();
-    if held::is_elicitation_answer(&message) {
-        return held::take_elicitation_answer(gateway, session, &message);
-    }
-    match gateway.police(session, &message) {
-        Verdict::Pass(pass) => {
-            let reply = forward(gateway, session, version, &message, pass, started).await;
-            relay_reply(gateway, Some(session), &message, reply, format).await
-        }
-        Verdict::Refuse(refusal) => refuse(gateway, session, &message, refusal, started),
-        Verdict::Hold(hold) => held::hold(gateway, session, version, message, format, hold).await,
-    }
-}
-
-pub(super) fn refuse(
-    gateway: &Gateway,
-    session: &Session,
-    message: &Message,
-    refusal: Refusal,
-    started: Instant,
-) -> Response {
-    let mut record = gateway.audit_record(
-        session,
-        message,
-        refusal.decision,
-        refusal.rule.as_deref(),
-        Some(&refusal.reason),
-    );
-    record.latency = Some(started.elapsed());
-    log_audit_failure(gateway.record(&record));
-    match message.kind {
-        // Transports spec: input the server cannot accept gets an HTTP error status.
-        Kind::Notification | Kind::Response => {
-            (StatusCode::FORBIDDEN, axum::Json(refusal.answer)).into_response()
-        }
-        Kind::Request => (StatusCode::OK, axum::Json(refusal.answer)).into_response(),
-    }
-}
-
-/// Sends a message the policy let through, audits the outcome, and gives the rate-limit units
-/// back if the upstream failed to take it.
-pub(super) async fn forward(
-    gateway: &Gateway,
-    session: &Session,
-    version: &str,
-    message: &Message,
-    pass: Pass,
-    started: Instant,
-) -> Result<Reply, GatewayError> {
-    let placement = Placement {
-        session_id: session.upstream_id.as_ref(),
-        protocol_version: Some(version),
-    };
-    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
-    let (status, decision) = match &reply {
-        Ok(Reply::Json { status, .. } | Reply::Accepted { status }) => {
-            (Some(status.as_u16()), "allow")
-        }
-        Ok(Reply::Stream { .. }) => (Some(200), "allow"),
-        Err(_) => (None, "upstream_error"),
-    };
-    let mut record = gateway.audit_record(session, message, decision, pass.rule.as_deref(), None);
-    record.upstream_status = status;
-    record.latency = Some(started.elapsed());
-    log_audit_failure(gateway.record(&record));
-    if reply.is_err() || status.is_some_and(|s| s >= 500) {
-        gateway.refund(pass);
-    }
-    if let Ok(Reply::Json { status, .. }) = &reply {
-        if *status == StatusCode::NOT_FOUND {
-            // The upstream forgot the session: so must we, so the client starts a new one.
-            gateway.sessions.end(&session.id);
-        }
-    }
-    reply.map_err(GatewayError::Upstream)
-}
-
-pub(super) async fn relay_reply(
-    gateway: &Arc<Gateway>,
-    session: Option<&Arc<Session>>,
-    message: &Message,
-    reply: Result<Reply, GatewayError>,
-    format: AnswerFormat,
-) -> Response {
-    let id = message.id().cloned();
-    let filter = (message.method() == Some("tools/list")).then(|| ToolsFilter {
-        gateway: gateway.clone(),
-        session: session.cloned(),
-    });
-    match reply {
-        Err(err) => err.into_response_for(id.as_ref()),
-        Ok(Reply::Accepted { status }) => status.into_response(),
-        Ok(Reply::Json { status, body, .. }) => match &filter {
-            Some(filter) if status.is_success() => match filter.apply(&body) {
-                Ok(body) => relay::json_response(status, body),
-                Err(err) => GatewayError::Upstream(err).into_response_for(id.as_ref()),
-            },
-            _ if body.is_empty() => status.into_response(),
-            _ => relay::json_response(status, body),
-        },
-        Ok(Reply::Stream { events, .. }) => match (format, id) {
-            (AnswerFormat::Stream, id) => relay::relay_stream(events, id, filter),
-            (AnswerFormat::Json, None) => StatusCode::ACCEPTED.into_response(),
-            (AnswerFormat::Json, Some(id)) => {
-                let within = gateway.config.limits.upstream_timeout;
-                match relay::collect_answer(events, &id, filter.as_ref(), within).await {
-                    Ok(body) => relay::json_response(StatusCode::OK, body),
-                    Err(err) => GatewayError::Upstream(err).into_response_for(Some(&id)),
-                }
-            }
-        },
-    }
-}
-
-/// 2025-03-26 batches: each element is policed and forwarded on its own, as if sent alone, and
-/// the answers gathered into one array. Nothing in a batch skips the policy.
+/// 2025-03-26 batches: each element goes through the exchange on its own, exactly as if sent
+/// alone, and the answers are gathered into one array. Nothing in a batch skips the policy.
 async fn batch(
     gateway: &Arc<Gateway>,
     session: &Arc<Session>,
-    version: &str,
+    version: &'static str,
     messages: Vec<Message>,
+    within: Duration,
 ) -> Response {
     let mut answers = Vec::new();
     for message in messages {
-        if message.method() == Some("initialize") {
-            let err = GatewayError::Message(message::MessageError::Invalid(
+        let id = message.id().cloned();
+        let body = if message.is(method::INITIALIZE) {
+            let err = GatewayError::Message(MessageError::Invalid(
                 "initialize must be sent alone, not in a batch".into(),
             ));
-            answers.push(err.answer(message.id()));
-            continue;
-        }
-        // Each element takes the single-message path, so a batch is policed exactly as the
-        // same messages sent one by one; batches are rare (2025-03-26 only), so re-reading the
-        // answer body here costs nothing that matters.
-        let response = exchange(gateway, session, version, message, AnswerFormat::Json).await;
-        let body =
-            axum::body::to_bytes(response.into_body(), gateway.config.limits.max_body_bytes).await;
-        if let Ok(body) = body {
-            if let Ok(answer) = serde_json::from_slice::<Value>(&body) {
-                answers.push(answer);
-            }
+            Some(err.answer(id.as_ref()).to_string().into())
+        } else {
+            let outcome = exchange::exchange(gateway, session, version, message).await;
+            render::settle(outcome, id.as_ref(), within).await.body
+        };
+        if let Some(answer) = body.and_then(|body| serde_json::from_slice::<Value>(&body).ok()) {
+            answers.push(answer);
         }
     }
     if answers.is_empty() {
         StatusCode::ACCEPTED.into_response()
     } else {
         axum::Json(Value::Array(answers)).into_response()
-    }
-}
-
-pub(super) fn log_audit_failure(result: std::io::Result<()>) {
-    if let Err(err) = result {
-        tracing::error!(error = %err, "could not write the audit log");
     }
 }

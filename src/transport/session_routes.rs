@@ -8,37 +8,26 @@ use axum::response::{IntoResponse, Response};
 
 use super::caller;
 use super::error::GatewayError;
-use super::headers::{self, LAST_EVENT_ID};
-use super::relay;
-use super::version;
+use super::headers;
+use super::sse;
+use crate::exchange::{self, StreamRefused};
 use crate::gateway::Gateway;
-use crate::upstream::Placement;
+use crate::protocol::headers::LAST_EVENT_ID;
 
 pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
         let agent = caller::identify(&gateway, &headers)?;
         headers::require_event_stream(&headers)?;
-        let version = headers::protocol_version(&headers, version::ASSUMED_VERSION)?;
+        let version = headers::protocol_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
-        let placement = Placement {
-            session_id: session.upstream_id.as_ref(),
-            protocol_version: Some(version),
-        };
-        match gateway
-            .upstream
-            .open_stream(placement, headers.get(LAST_EVENT_ID))
-            .await?
-        {
-            // Server-to-client requests on this stream are relayed as they are; the client's
-            // answers come back by POST and are routed to the same upstream session.
-            Ok(events) => Ok(relay::relay_session_stream(events, session.clone())),
-            Err(StatusCode::METHOD_NOT_ALLOWED) => Err(GatewayError::GetNotSupported),
-            Err(StatusCode::NOT_FOUND) => {
-                gateway.sessions.end(&session.id);
-                Err(GatewayError::UnknownSession)
-            }
-            Err(status) => Ok(status.into_response()),
+        let last_event_id = headers.get(LAST_EVENT_ID);
+        match exchange::open_stream(&gateway, &session, version, last_event_id).await {
+            Ok(messages) => Ok(sse::messages_response(messages, None)),
+            Err(StreamRefused::NotOffered) => Err(GatewayError::GetNotSupported),
+            Err(StreamRefused::SessionGone) => Err(GatewayError::UnknownSession),
+            Err(StreamRefused::Status(status)) => Ok(status.into_response()),
+            Err(StreamRefused::Failed(err)) => Err(err.into()),
         }
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -48,19 +37,9 @@ pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
         let agent = caller::identify(&gateway, &headers)?;
-        let version = headers::protocol_version(&headers, version::ASSUMED_VERSION)?;
+        let version = headers::protocol_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
-        gateway.sessions.end(&session.id);
-        if session.upstream_id.is_some() {
-            let placement = Placement {
-                session_id: session.upstream_id.as_ref(),
-                protocol_version: Some(version),
-            };
-            if let Err(err) = gateway.upstream.end_session(placement).await {
-                // The gateway's session is over either way; the upstream's expires on its own.
-                tracing::warn!(error = %err, "could not end the upstream session");
-            }
-        }
+        exchange::end_session(&gateway, &session, version).await;
         Ok::<_, GatewayError>(StatusCode::NO_CONTENT.into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)

@@ -1,14 +1,17 @@
 //! The upstream MCP server, reached over streamable HTTP with pooled keep-alive connections.
+//!
+//! This is the client side only: it knows MCP's words (`protocol`) and HTTP, nothing of the
+//! gateway's own edge, policy or sessions.
 
-pub mod answer;
+mod probe;
 pub mod sse;
 
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use bytes::Bytes;
 use futures::Stream;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -18,9 +21,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::time::Instant;
 
-pub use sse::SseEvent;
+pub use probe::await_answer;
 
-use crate::transport::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::SseEvent;
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, UpstreamError>> + Send>>;
 
@@ -28,8 +32,10 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, UpstreamError>
 pub enum UpstreamError {
     #[error("upstream {url} refused the connection or could not be reached: {detail}")]
     Unreachable { url: String, detail: String },
-    #[error("upstream {url} did not answer within {} s (--upstream-timeout)", .timeout.as_secs_f64())]
+    #[error("upstream {url} did not answer within {} s (--upstream-timeout-secs)", .timeout.as_secs_f64())]
     Timeout { url: String, timeout: Duration },
+    #[error("upstream stream did not carry the answer within {} s (--upstream-timeout-secs)", .timeout.as_secs_f64())]
+    StreamTimeout { timeout: Duration },
     #[error("upstream answered HTTP {status} with {content_type:?}: {snippet}")]
     UnexpectedAnswer {
         status: StatusCode,
@@ -40,15 +46,25 @@ pub enum UpstreamError {
     AnswerTooLarge(usize),
     #[error("upstream sent an SSE event larger than the {0} byte limit (--max-event-bytes)")]
     EventTooLarge(usize),
+    #[error("upstream answer broke off: {0}")]
+    AnswerBroken(String),
     #[error("upstream stream broke: {0}")]
-    Stream(String),
+    StreamBroken(String),
     #[error("upstream stream ended before it answered the request")]
     StreamEndedEarly,
+    #[error("upstream answer is not JSON: {0}")]
+    UnreadableAnswer(String),
+    #[error("upstream tools/list answer has no result.tools array")]
+    NoToolList,
+    #[error("upstream answered HTTP {0} with no message to a request")]
+    NoAnswer(StatusCode),
+    #[error("upstream refused {method}: {error}")]
+    Refused { method: &'static str, error: String },
 }
 
 impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        matches!(self, Self::Timeout { .. } | Self::StreamTimeout { .. })
     }
 }
 
@@ -321,7 +337,7 @@ impl Upstream {
         match Limited::new(response.into_body(), limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(err) if err.is::<LengthLimitError>() => Err(UpstreamError::AnswerTooLarge(limit)),
-            Err(err) => Err(UpstreamError::Stream(error_chain(err.as_ref()))),
+            Err(err) => Err(UpstreamError::AnswerBroken(error_chain(err.as_ref()))),
         }
     }
 

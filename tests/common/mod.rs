@@ -115,7 +115,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         limits: setup.limits,
         workers: std::num::NonZeroUsize::new(2).unwrap(),
     };
-    let gateway = mcpgate::server::build(config).unwrap();
+    let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(mcpgate::server::serve(gateway.clone(), listener, async {
         let _ = stopped.await;

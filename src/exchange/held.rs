@@ -1,34 +1,39 @@
-//! Calls under an approval rule, held open while a person decides.
+//! Calls under an approval rule, held while a person decides.
 //!
-//! A client that takes SSE gets a stream at once: keep-alives, progress notifications when it
-//! gave a progressToken, the gateway's own `elicitation/create` when the rule asks the user
-//! directly, and at the end the upstream's answer (approved) or an `isError` result that says
-//! what happened. A JSON-only client gets the same outcomes as one JSON answer.
+//! A held call is an [`Outcome::Held`]: a client that takes SSE gets its messages at once
+//! (progress notifications when it gave a progressToken, the gateway's own `elicitation/create`
+//! when the rule asks the user directly) and at the end the upstream's answer (approved) or an
+//! `isError` result that says what happened; a JSON-only client waits for the same outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
-use axum::response::sse::Event;
-use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::error::GatewayError;
-use super::headers::AnswerFormat;
-use super::message::{Kind, Message};
-use super::post::{forward, log_audit_failure, refuse, relay_reply};
-use super::relay;
+use super::{forward, refuse, relay, ExchangeError, Messages, Outcome};
 use crate::approval::{Approval, Ask, Status, Ticket, UseError};
+use crate::audit::AuditDecision;
 use crate::gateway::{Gateway, Hold, Verdict};
 use crate::policy::ApprovalVia;
+use crate::protocol::{answer, code, method, Kind, Message, SseEvent};
 use crate::session::Session;
-use crate::upstream::Reply;
 
 /// Request ids of the gateway's own `elicitation/create`: an answer carrying one is consumed
 /// here, never forwarded, and the prefix keeps them apart from the upstream's ids.
 const ELICITATION_PREFIX: &str = "mcpgate-approval-";
+
+/// A call waiting for a person's decision.
+pub struct HeldCall {
+    gateway: Arc<Gateway>,
+    session: Arc<Session>,
+    version: &'static str,
+    message: Message,
+    approval: Approval,
+    decided: watch::Receiver<Status>,
+    via: ApprovalVia,
+}
 
 /// Why a held call was not made (`wait` answers `Ok` when it may go through).
 enum NotMade {
@@ -39,14 +44,13 @@ enum NotMade {
     StillPending(Approval),
 }
 
-pub async fn hold(
+pub(super) async fn hold(
     gateway: &Arc<Gateway>,
     session: &Arc<Session>,
-    version: &str,
+    version: &'static str,
     message: Message,
-    format: AnswerFormat,
     hold: Hold,
-) -> Response {
+) -> Outcome {
     let empty = Value::Object(Default::default());
     let ask = Ask {
         agent: session.agent.as_deref(),
@@ -57,10 +61,25 @@ pub async fn hold(
         reason: &hold.reason,
         timeout: hold.timeout,
     };
-    match gateway.approvals.request(&ask, Instant::now()) {
+    let queued = |approval: &Approval| {
+        audit(
+            gateway,
+            session,
+            &message,
+            AuditDecision::ApprovalPending,
+            approval,
+        );
+    };
+    match gateway.approvals.request(&ask, Instant::now(), queued) {
         Ticket::Granted(approval) => {
-            audit(gateway, session, &message, "approval_used", &approval);
-            forward_approved(gateway, session, version, &message, format).await
+            audit(
+                gateway,
+                session,
+                &message,
+                AuditDecision::ApprovalUsed,
+                &approval,
+            );
+            forward_approved(gateway, session, version, &message).await
         }
         Ticket::Waiting {
             approval,
@@ -68,150 +87,135 @@ pub async fn hold(
             decided,
         } => {
             if created {
-                audit(gateway, session, &message, "approval_pending", &approval);
                 if let Some(webhook) = &gateway.webhook {
                     webhook.announce(&approval);
                 }
             }
-            match format {
-                AnswerFormat::Json => match wait(gateway, &approval, decided, None).await {
-                    Ok(()) => forward_approved(gateway, session, version, &message, format).await,
-                    Err(not_made) => axum::Json(not_made.answer(&message)).into_response(),
-                },
-                AnswerFormat::Stream => {
-                    let elicit = hold.via == ApprovalVia::Elicitation && session.elicits;
-                    held_stream(
-                        gateway, session, version, message, approval, decided, elicit,
-                    )
-                }
-            }
+            Outcome::Held(Box::new(HeldCall {
+                gateway: gateway.clone(),
+                session: session.clone(),
+                version,
+                message,
+                approval,
+                decided,
+                via: hold.via,
+            }))
         }
     }
 }
 
-fn held_stream(
-    gateway: &Arc<Gateway>,
-    session: &Arc<Session>,
-    version: &str,
-    message: Message,
-    approval: Approval,
-    decided: watch::Receiver<Status>,
-    elicit: bool,
-) -> Response {
-    let (events, received) = mpsc::channel::<Event>(16);
-    let gateway = gateway.clone();
-    let session = session.clone();
-    let version = version.to_owned();
-    tokio::spawn(async move {
-        if elicit {
+impl HeldCall {
+    /// Waits for the decision; then the call's outcome (never `Held` again).
+    pub async fn settle(self: Box<Self>) -> Outcome {
+        let Self {
+            gateway,
+            session,
+            version,
+            message,
+            approval,
+            decided,
+            ..
+        } = *self;
+        match wait(&gateway, &approval, decided, None).await {
+            Ok(()) => forward_approved(&gateway, &session, version, &message).await,
+            Err(not_made) => Outcome::Refused {
+                answer: not_made.answer(&message),
+                kind: Kind::Request,
+            },
+        }
+    }
+
+    /// The call's messages as they happen: the gateway's elicitation (when the rule asks the
+    /// user and the client can be asked), progress while it waits, then the answer.
+    pub fn into_messages(self: Box<Self>) -> Messages {
+        let (sender, received) = mpsc::channel(16);
+        tokio::spawn(self.run(sender));
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(received))
+    }
+
+    async fn run(self: Box<Self>, events: mpsc::Sender<Result<SseEvent, ExchangeError>>) {
+        let Self {
+            gateway,
+            session,
+            version,
+            message,
+            approval,
+            decided,
+            via,
+        } = *self;
+        let send = |value: Value| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(Ok(SseEvent::message(value.to_string()))).await;
+            }
+        };
+        if via == ApprovalVia::Elicitation && session.elicits {
             gateway.approvals.mark_elicited(&approval.id);
-            let _ = events
-                .send(message_event(&elicitation_request(&approval)))
-                .await;
+            send(elicitation_request(&approval)).await;
         }
         let progress = message.progress_token().map(|token| (&events, token));
         if let Err(not_made) = wait(&gateway, &approval, decided, progress).await {
-            let _ = events.send(message_event(&not_made.answer(&message))).await;
+            send(not_made.answer(&message)).await;
             return;
         }
-        let started = Instant::now();
-        let pass = match gateway.police_approved(&session, &message) {
-            Verdict::Pass(pass) => pass,
-            Verdict::Refuse(refusal) => {
-                let answer = refusal.answer.clone();
-                refuse(&gateway, &session, &message, refusal, started);
-                let _ = events.send(message_event(&answer)).await;
+        let outcome = forward_approved(&gateway, &session, version, &message).await;
+        let no_message = |status| {
+            let text = format!("upstream answered HTTP {status} with no message");
+            answer::error(message.id(), code::UPSTREAM_UNAVAILABLE, &text)
+        };
+        let mut messages = match outcome {
+            Outcome::Streamed(messages) => messages,
+            Outcome::Answered { body, .. } if !body.is_empty() => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let _ = events.send(Ok(SseEvent::message(text))).await;
                 return;
             }
-            Verdict::Hold(_) => {
-                let _ = events.send(message_event(&held_again(&message))).await;
+            Outcome::Answered { status, .. } => return send(no_message(status)).await,
+            Outcome::Accepted => return send(no_message(http::StatusCode::ACCEPTED)).await,
+            Outcome::Refused { answer, .. } => return send(answer).await,
+            Outcome::Failed(err) => {
+                let _ = events.send(Err(err)).await;
+                return;
+            }
+            Outcome::Held(_) => {
+                let _ = events.send(Err(ExchangeError::HeldAgain)).await;
                 return;
             }
         };
-        match forward(&gateway, &session, &version, &message, pass, started).await {
-            Ok(reply) => relay_into(&events, reply, &message).await,
-            Err(err) => {
-                let _ = events.send(message_event(&err.answer(message.id()))).await;
+        while let Some(item) = messages.next().await {
+            if events.send(item).await.is_err() {
+                return;
             }
-        }
-    });
-    relay::sse_response(tokio_stream::wrappers::ReceiverStream::new(received).map(Ok))
-}
-
-/// `police_approved` never holds; should it ever, the call is refused rather than forwarded.
-fn held_again(message: &Message) -> Value {
-    crate::gateway::error_answer(
-        message.id(),
-        super::error::code::INTERNAL_ERROR,
-        "the approved call was held again; it was not made",
-    )
-}
-
-/// Relays the upstream's answer to an approved call into the held stream.
-async fn relay_into(events: &mpsc::Sender<Event>, reply: Reply, message: &Message) {
-    match reply {
-        Reply::Stream {
-            events: mut upstream,
-            ..
-        } => {
-            while let Some(event) = upstream.next().await {
-                let event = match event {
-                    Ok(event) => relay::to_client_event(event, None, None),
-                    Err(err) => message_event(&GatewayError::Upstream(err).answer(message.id())),
-                };
-                if events.send(event).await.is_err() {
-                    return;
-                }
-            }
-        }
-        Reply::Json { body, status, .. } if !body.is_empty() => {
-            let text = String::from_utf8_lossy(&body).into_owned();
-            let _ = events
-                .send(Event::default().event("message").data(text))
-                .await;
-            if !status.is_success() {
-                tracing::debug!(%status, "upstream refused an approved call");
-            }
-        }
-        Reply::Json { status, .. } | Reply::Accepted { status } => {
-            let answer = crate::gateway::error_answer(
-                message.id(),
-                super::error::code::UPSTREAM_UNAVAILABLE,
-                &format!("upstream answered HTTP {status} with no message"),
-            );
-            let _ = events.send(message_event(&answer)).await;
         }
     }
 }
 
+/// Polices an approved call again (the policy may have changed while it was held), takes its
+/// rate limits and forwards it.
 async fn forward_approved(
     gateway: &Arc<Gateway>,
     session: &Arc<Session>,
-    version: &str,
+    version: &'static str,
     message: &Message,
-    format: AnswerFormat,
-) -> Response {
+) -> Outcome {
     let started = Instant::now();
     match gateway.police_approved(session, message) {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, message, pass, started).await;
-            relay_reply(gateway, Some(session), message, reply, format).await
+            relay(gateway, Some(session), message, reply)
         }
         Verdict::Refuse(refusal) => refuse(gateway, session, message, refusal, started),
-        Verdict::Hold(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(held_again(message)),
-        )
-            .into_response(),
+        Verdict::Hold(_) => Outcome::Failed(ExchangeError::HeldAgain),
     }
 }
 
-/// Waits for the decision (and uses a granted approval), up to `--approval-hold` or the approval's expiry, whichever is first.
+/// Waits for the decision (and uses a granted approval), up to `--approval-hold` or the
+/// approval's expiry, whichever is first.
 async fn wait(
     gateway: &Gateway,
     approval: &Approval,
     mut decided: watch::Receiver<Status>,
-    progress: Option<(&mpsc::Sender<Event>, Value)>,
+    progress: Option<(&mpsc::Sender<Result<SseEvent, ExchangeError>>, Value)>,
 ) -> Result<(), NotMade> {
     let hold = gateway.config.approvals.hold;
     let expiry = gateway
@@ -238,10 +242,10 @@ async fn wait(
             _ = ticks.tick(), if progress.is_some() => {
                 if let Some((events, token)) = &progress {
                     step += 1;
-                    let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {
+                    let note = json!({"jsonrpc": "2.0", "method": method::PROGRESS, "params": {
                         "progressToken": token, "progress": step,
                         "message": format!("waiting for a person to approve ({})", approval.id)}});
-                    let _ = events.send(message_event(&note)).await;
+                    let _ = events.send(Ok(SseEvent::message(note.to_string()))).await;
                 }
             }
         }
@@ -288,7 +292,7 @@ impl NotMade {
                 a.id, a.rule, a.reason, a.expires_at
             ),
         };
-        crate::gateway::tool_error_answer(message.id(), &text)
+        answer::tool_error(message.id(), &text)
     }
 }
 
@@ -299,7 +303,7 @@ fn elicitation_request(approval: &Approval) -> Value {
     json!({
         "jsonrpc": "2.0",
         "id": format!("{ELICITATION_PREFIX}{}", approval.id),
-        "method": "elicitation/create",
+        "method": method::ELICITATION_CREATE,
         "params": {
             "message": format!(
                 "The agent wants to call {} ({}). Rule {}: {}.\nArguments:\n{}",
@@ -317,7 +321,7 @@ fn elicitation_request(approval: &Approval) -> Value {
     })
 }
 
-pub fn is_elicitation_answer(message: &Message) -> bool {
+pub(super) fn is_elicitation_answer(message: &Message) -> bool {
     message.kind == Kind::Response
         && message
             .id()
@@ -327,16 +331,16 @@ pub fn is_elicitation_answer(message: &Message) -> bool {
 
 /// Consumes the user's answer to the gateway's own elicitation: it decides the approval and is
 /// never forwarded upstream.
-pub fn take_elicitation_answer(
+pub(super) fn take_elicitation_answer(
     gateway: &Gateway,
     session: &Session,
     message: &Message,
-) -> Response {
+) -> Outcome {
     let id = message.id().and_then(Value::as_str).unwrap_or_default();
     let approval_id = &id[ELICITATION_PREFIX.len()..];
     let Some(result) = message.result() else {
         // The client could not ask its user (an error answer): the approval stays in the queue.
-        return StatusCode::ACCEPTED.into_response();
+        return Outcome::Accepted;
     };
     let accepted = result.get("action").and_then(Value::as_str) == Some("accept");
     let content = result.get("content");
@@ -355,25 +359,23 @@ pub fn take_elicitation_answer(
         Instant::now(),
     ) {
         Ok(approval) => {
-            let decision = if approve { "approved" } else { "rejected" };
+            let decision = if approve {
+                AuditDecision::Approved
+            } else {
+                AuditDecision::Rejected
+            };
             audit(gateway, session, message, decision, &approval);
-            StatusCode::ACCEPTED.into_response()
+            Outcome::Accepted
         }
-        Err(err) => {
-            GatewayError::UnknownElicitation(err.to_string()).into_response_for(message.id())
-        }
+        Err(err) => Outcome::Failed(ExchangeError::UnknownElicitation(err.to_string())),
     }
-}
-
-fn message_event(message: &Value) -> Event {
-    Event::default().event("message").data(message.to_string())
 }
 
 fn audit(
     gateway: &Gateway,
     session: &Session,
     message: &Message,
-    decision: &str,
+    decision: AuditDecision,
     approval: &Approval,
 ) {
     let mut record = gateway.audit_record(
@@ -388,5 +390,5 @@ fn audit(
     );
     record.approval = Some(&approval.id);
     record.reviewer = approval.decided_by.as_deref();
-    log_audit_failure(gateway.record(&record));
+    gateway.record(&record);
 }

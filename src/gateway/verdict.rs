@@ -1,42 +1,17 @@
-//! The gateway's shared state and the one decision every message goes through.
-//!
-//! `police` turns the policy's [`Decision`] plus the rate limiter into either permission to
-//! forward or the exact answer the agent gets instead; the transport only moves bytes.
+//! The verdict: what the policy and the rate limiter make of one message, in the words the agent
+//! and the audit log will read. The engine decides; this turns its [`Decision`] into permission
+//! to forward, a hold for approval, or the exact answer the agent gets instead.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::admission::InFlight;
-use crate::approval::webhook::Webhook;
-use crate::approval::{Approval, Approvals, Status as ApprovalStatus};
-use crate::audit::{AuditLog, AuditRecord};
-use crate::auth::AgentKeys;
-use crate::config::GatewayConfig;
-use crate::policy::{
-    ApprovalVia, Call, CompiledPolicy, Decision, Limits, Permit, RateLimiter, Subject,
-};
-use crate::reload::ReloadStatus;
-use crate::session::{Session, SessionStore};
-use crate::transport::error::code;
-use crate::transport::message::Message;
-use crate::upstream::Upstream;
-
-pub struct Gateway {
-    pub config: GatewayConfig,
-    pub agents: AgentKeys,
-    pub in_flight: InFlight,
-    pub policy: ArcSwap<CompiledPolicy>,
-    pub limiter: RateLimiter,
-    pub sessions: SessionStore,
-    pub upstream: Upstream,
-    pub audit: Option<AuditLog>,
-    pub approvals: Approvals,
-    pub webhook: Option<Webhook>,
-    /// Outcome of policy reloads, for logs, tests and probes to follow.
-    pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
-}
+use super::Gateway;
+use crate::audit::{AuditDecision, AuditRecord};
+use crate::policy::{ApprovalVia, Call, Decision, Limits, Permit, Subject};
+use crate::protocol::{answer, code, method, Message};
+use crate::session::Session;
 
 /// What the policy and the rate limiter made of one message.
 pub enum Verdict {
@@ -44,21 +19,6 @@ pub enum Verdict {
     Refuse(Refusal),
     /// A person must approve the call first.
     Hold(Hold),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Approved {
-    Yes,
-    No,
-}
-
-/// A call under an approval rule.
-pub struct Hold {
-    pub rule: String,
-    pub reason: String,
-    /// How long an approval of this call stays valid.
-    pub timeout: Duration,
-    pub via: ApprovalVia,
 }
 
 /// The policy let the message through.
@@ -71,9 +31,24 @@ pub struct Pass {
 /// The policy refused the message: `answer` is what the agent gets instead.
 pub struct Refusal {
     pub answer: Value,
-    pub decision: &'static str,
+    pub decision: AuditDecision,
     pub rule: Option<String>,
     pub reason: String,
+}
+
+/// A call under an approval rule.
+pub struct Hold {
+    pub rule: String,
+    pub reason: String,
+    /// How long an approval of this call stays valid.
+    pub timeout: Duration,
+    pub via: ApprovalVia,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Approved {
+    Yes,
+    No,
 }
 
 impl Gateway {
@@ -99,8 +74,8 @@ impl Gateway {
             );
             let reason = "the gateway could not decide this message, so it was not forwarded";
             Verdict::Refuse(Refusal {
-                answer: error_answer(message.id(), code::INTERNAL_ERROR, reason),
-                decision: "internal_error",
+                answer: answer::error(message.id(), code::INTERNAL_ERROR, reason),
+                decision: AuditDecision::InternalError,
                 rule: None,
                 reason: reason.to_owned(),
             })
@@ -123,7 +98,14 @@ impl Gateway {
             tool: message.tool_name(),
             arguments: message.tool_arguments(),
         };
-        let id = message.id();
+        let refuse = |decision, rule: &str, reason: Cow<'_, str>, text: String| {
+            Verdict::Refuse(Refusal {
+                answer: refusal_answer(message, &text),
+                decision,
+                rule: Some(rule.to_owned()),
+                reason: reason.into_owned(),
+            })
+        };
         match policy.decide(&call) {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
@@ -147,29 +129,19 @@ impl Gateway {
             }),
             Decision::Deny { rule, reason } => {
                 let text = format!("Denied by gateway policy ({rule}): {reason}");
-                Verdict::Refuse(Refusal {
-                    answer: refusal_answer(id, method, &text),
-                    decision: "deny",
-                    rule: Some(rule.to_owned()),
-                    reason: reason.into_owned(),
-                })
+                refuse(AuditDecision::Deny, rule, reason, text)
             }
             Decision::InvalidArguments { rule, reason } => {
                 let text =
                     format!("Denied by gateway policy ({rule}): arguments refused: {reason}");
-                Verdict::Refuse(Refusal {
-                    answer: refusal_answer(id, method, &text),
-                    decision: "invalid_arguments",
-                    rule: Some(rule.to_owned()),
-                    reason,
-                })
+                refuse(AuditDecision::InvalidArguments, rule, reason.into(), text)
             }
             Decision::UnknownTool => {
                 let name = call.tool.unwrap_or_default();
                 let reason = format!("Unknown tool: {name}");
                 Verdict::Refuse(Refusal {
-                    answer: error_answer(id, code::INVALID_PARAMS, &reason),
-                    decision: "unknown_tool",
+                    answer: answer::error(message.id(), code::INVALID_PARAMS, &reason),
+                    decision: AuditDecision::UnknownTool,
                     rule: None,
                     reason,
                 })
@@ -205,12 +177,8 @@ impl Gateway {
                     exceeded.rule
                 );
                 Verdict::Refuse(Refusal {
-                    answer: refusal_answer(
-                        message.id(),
-                        message.method().unwrap_or_default(),
-                        &text,
-                    ),
-                    decision: "rate_limited",
+                    answer: refusal_answer(message, &text),
+                    decision: AuditDecision::RateLimited,
                     rule: Some(exceeded.rule),
                     reason,
                 })
@@ -225,56 +193,12 @@ impl Gateway {
         }
     }
 
-    /// Appends an audit record (a no-op without `--audit`). A forwarded call is recorded once the
-    /// upstream has answered, with its status, so a failed write is reported to the caller to
-    /// log: the call has happened and refusing its answer would not undo it.
-    pub fn record(&self, record: &AuditRecord<'_>) -> std::io::Result<()> {
-        match &self.audit {
-            Some(log) => log.write(record),
-            None => Ok(()),
-        }
-    }
-
-    /// Audits a decision on an approval (approved, rejected, expired) made outside any call.
-    pub fn record_approval(&self, approval: &Approval) {
-        let decision = match approval.status {
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Rejected => "rejected",
-            ApprovalStatus::Expired => "expired",
-            ApprovalStatus::Used => "approval_used",
-            ApprovalStatus::Pending => "approval_pending",
-        };
-        let record = AuditRecord {
-            agent: approval.agent.as_deref(),
-            session: Some(&approval.session),
-            method: "tools/call",
-            tool: Some(&approval.tool),
-            decision,
-            rule: Some(&approval.rule),
-            reason: approval.decision_reason.as_deref(),
-            upstream_status: None,
-            latency: None,
-            approval: Some(&approval.id),
-            reviewer: approval.decided_by.as_deref(),
-            arguments: Some(&approval.arguments),
-        };
-        if let Err(err) = self.record(&record) {
-            tracing::error!(error = %err, "could not write the audit log");
-        }
-    }
-
-    /// Expires the approvals whose time is up, and audits each.
-    pub fn expire_approvals(&self) {
-        for approval in self.approvals.expire_due(Instant::now()) {
-            self.record_approval(&approval);
-        }
-    }
-
+    /// The audit record of `message` in `session`, to be completed by the caller.
     pub fn audit_record<'a>(
         &self,
         session: &'a Session,
         message: &'a Message,
-        decision: &'a str,
+        decision: AuditDecision,
         rule: Option<&'a str>,
         reason: Option<&'a str>,
     ) -> AuditRecord<'a> {
@@ -295,29 +219,12 @@ impl Gateway {
     }
 }
 
-/// A refused `tools/call` is a tool result with `isError` so the model can read why and adapt
-/// (a JSON-RPC error would reach the client library, not the model); other methods get an error.
-fn refusal_answer(id: Option<&Value>, method: &str, text: &str) -> Value {
-    if method == "tools/call" {
-        tool_error_answer(id, text)
+/// A refused `tools/call` is a tool result with `isError` so the model can read why and adapt;
+/// other methods get a JSON-RPC error.
+fn refusal_answer(message: &Message, text: &str) -> Value {
+    if message.is(method::TOOLS_CALL) {
+        answer::tool_error(message.id(), text)
     } else {
-        error_answer(id, code::POLICY_DENIED, text)
+        answer::error(message.id(), code::POLICY_DENIED, text)
     }
-}
-
-/// A `tools/call` result the model reads: the call was not made, and why.
-pub fn tool_error_answer(id: Option<&Value>, text: &str) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(Value::Null),
-        "result": { "content": [{ "type": "text", "text": text }], "isError": true },
-    })
-}
-
-pub fn error_answer(id: Option<&Value>, code: i64, message: &str) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id.cloned().unwrap_or(Value::Null),
-        "error": { "code": code, "message": message },
-    })
 }

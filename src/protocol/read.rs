@@ -1,14 +1,9 @@
-//! The JSON-RPC envelope: what the gateway reads of a message before it decides.
+//! The strict reader: a POST body into [`Message`]s, or the reason it is refused.
 //!
-//! One pass reads what policy needs into values: `jsonrpc`, `id`, `method` and, for
-//! `tools/call`, `params.name` and `params.arguments`. Every other member (a response's
-//! `result`, other methods' `params`, `_meta`) is kept as text, checked as strictly as the rest
-//! (`json::check`: syntax, string encoding, duplicate keys at any depth) but never built into a
-//! value the gateway does not read.
-//!
-//! What is forwarded is written from this: the fields policy evaluated are serialised from the
-//! parsed values, the rest is the checked text. No member can mean one thing to the gateway and
-//! another upstream: a duplicate key, the one thing JSON parsers disagree on, is refused anywhere.
+//! One pass reads what policy needs into values; every other member is kept as text, checked as
+//! strictly as the rest (`json::check`: syntax, string encoding, duplicate keys at any depth) but
+//! never built into a value the gateway does not read. Names that only differ in letter case
+//! from ones the gateway reads are refused here too.
 
 use std::fmt;
 
@@ -16,177 +11,9 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::message::{member, Body, Kind, Members, Message, MessageError, Params};
+use super::method;
 use crate::json::{self, StrictJsonError};
-
-/// One JSON-RPC message from a client, classified.
-#[derive(Debug)]
-pub struct Message {
-    pub kind: Kind,
-    id: Option<Value>,
-    method: Option<String>,
-    params: Option<Params>,
-    /// Members other than `jsonrpc`, `id`, `method` and `params` (a response's `result` or
-    /// `error`), as they came.
-    others: Members,
-}
-
-#[derive(Debug)]
-enum Params {
-    /// `tools/call`: what policy reads, parsed; the rest as it came.
-    ToolCall {
-        name: String,
-        arguments: Option<Value>,
-        others: Members,
-    },
-    /// Any other method's: policy reads only the method name.
-    Other(Box<RawValue>),
-}
-
-type Members = Vec<(String, Box<RawValue>)>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Request,
-    Notification,
-    /// The client's answer to a server-to-client request (elicitation, sampling, roots).
-    Response,
-}
-
-/// What a POST body held.
-#[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one message is the common body: boxing it would cost an allocation per call"
-)]
-pub enum Body {
-    Single(Message),
-    Batch(Vec<Message>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MessageError {
-    #[error("parse error: {0}")]
-    Parse(String),
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    #[error("invalid params: {0}")]
-    InvalidParams(String),
-}
-
-impl Message {
-    pub fn id(&self) -> Option<&Value> {
-        self.id.as_ref()
-    }
-
-    pub fn method(&self) -> Option<&str> {
-        self.method.as_deref()
-    }
-
-    /// `params.name` of a `tools/call`, checked to be a string when the message is classified.
-    pub fn tool_name(&self) -> Option<&str> {
-        match &self.params {
-            Some(Params::ToolCall { name, .. }) => Some(name),
-            _ => None,
-        }
-    }
-
-    pub fn tool_arguments(&self) -> Option<&Value> {
-        match &self.params {
-            Some(Params::ToolCall { arguments, .. }) => arguments.as_ref(),
-            _ => None,
-        }
-    }
-
-    /// `params`, parsed (off the call path: initialize's capabilities).
-    pub fn params(&self) -> Option<Value> {
-        let mut text = Vec::new();
-        self.params.as_ref()?.write(&mut text);
-        serde_json::from_slice(&text).ok()
-    }
-
-    pub fn progress_token(&self) -> Option<Value> {
-        let meta = match self.params.as_ref()? {
-            Params::ToolCall { others, .. } => parse_checked(member(others, "_meta")?),
-            Params::Other(raw) => parse_checked(raw).get_mut("_meta")?.take(),
-        };
-        meta.get("progressToken").cloned()
-    }
-
-    /// A response's `result`, parsed.
-    pub fn result(&self) -> Option<Value> {
-        member(&self.others, "result").map(parse_checked)
-    }
-
-    /// The message as the upstream reads it.
-    pub fn to_bytes(&self) -> bytes::Bytes {
-        let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
-        if let Some(id) = &self.id {
-            write_member(&mut out, "id", id);
-        }
-        if let Some(method) = &self.method {
-            write_member(&mut out, "method", method);
-        }
-        if let Some(params) = &self.params {
-            out.extend_from_slice(br#","params":"#);
-            params.write(&mut out);
-        }
-        write_members(&mut out, &self.others);
-        out.push(b'}');
-        out.into()
-    }
-}
-
-impl Params {
-    /// As forwarded: what policy read from its values, the rest as it came.
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Params::Other(raw) => out.extend_from_slice(raw.get().as_bytes()),
-            Params::ToolCall {
-                name,
-                arguments,
-                others,
-            } => {
-                out.extend_from_slice(br#"{"name":"#);
-                write_json(out, name);
-                if let Some(arguments) = arguments {
-                    write_member(out, "arguments", arguments);
-                }
-                write_members(out, others);
-                out.push(b'}');
-            }
-        }
-    }
-}
-
-fn member<'a>(members: &'a Members, key: &str) -> Option<&'a RawValue> {
-    members
-        .iter()
-        .find(|(name, _)| name == key)
-        .map(|(_, raw)| &**raw)
-}
-
-/// Text from a checked body parses; `Null` stands in only if that ever stopped being true.
-fn parse_checked(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-}
-
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("JSON values, strings and raw JSON serialise");
-}
-
-fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
-    out.push(b',');
-    write_json(out, key);
-    out.push(b':');
-    write_json(out, value);
-}
-
-fn write_members(out: &mut Vec<u8>, members: &Members) {
-    for (key, raw) in members {
-        write_member(out, key, raw);
-    }
-}
 
 /// Parses a POST body: strict JSON, then the JSON-RPC 2.0 envelope of each message.
 pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
@@ -341,7 +168,7 @@ fn check_members(fields: Fields) -> Result<Checked, MessageError> {
         check_kept(raw)?;
     }
     let is_tool_call =
-        matches!(&fields.method, Some(Value::String(method)) if method == "tools/call");
+        matches!(&fields.method, Some(Value::String(method)) if method == method::TOOLS_CALL);
     let tool_call = match &fields.params {
         Some(params) if is_tool_call => read(params.get().as_bytes(), ToolCallParams)?,
         Some(params) => {
@@ -395,7 +222,7 @@ fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageEr
         }
     }
     let params = match method.as_deref() {
-        Some("tools/call") => Some(tool_call_params(tool_call)?),
+        Some(method::TOOLS_CALL) => Some(tool_call_params(tool_call)?),
         _ => fields.params.map(Params::Other),
     };
     Ok(Message {
@@ -432,24 +259,6 @@ fn refuse_case_variants(
     Ok(())
 }
 
-/// Methods the gateway polices by name. A variant of one of them (other case) is refused rather
-/// than passed on as some other method: an upstream that matched names loosely would run it
-/// as the real one without the rule for it having been applied.
-const POLICED_METHODS: [&str; 12] = [
-    "initialize",
-    "ping",
-    "tools/call",
-    "tools/list",
-    "resources/read",
-    "resources/list",
-    "resources/templates/list",
-    "resources/subscribe",
-    "prompts/get",
-    "prompts/list",
-    "completion/complete",
-    "logging/setLevel",
-];
-
 fn check_method_name(method: &str) -> Result<(), MessageError> {
     let plain = !method.is_empty()
         && method
@@ -460,7 +269,7 @@ fn check_method_name(method: &str) -> Result<(), MessageError> {
             "method {method:?}: method names are ASCII letters, digits and / _ . - $"
         )));
     }
-    if let Some(known) = POLICED_METHODS
+    if let Some(known) = method::POLICED
         .iter()
         .find(|known| **known != method && known.eq_ignore_ascii_case(method))
     {

@@ -1,0 +1,144 @@
+//! The exchanges that open, stream and end a session rather than carry one call.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode};
+
+use super::{messages, relay, ExchangeError, Messages, Outcome};
+use crate::audit::AuditDecision;
+use crate::gateway::Gateway;
+use crate::protocol::{method, Message, SseEvent};
+use crate::session::Session;
+use crate::upstream::{Placement, Reply};
+
+/// What initialize came to, and the session it opened when the upstream accepted it.
+pub struct Opened {
+    pub outcome: Outcome,
+    pub session: Option<Arc<Session>>,
+}
+
+/// Lifecycle spec: initialize opens a session. The upstream's session is opened with it and kept
+/// behind the gateway's own id.
+pub async fn initialize(
+    gateway: &Arc<Gateway>,
+    agent: Option<Arc<str>>,
+    version: &'static str,
+    message: Message,
+) -> Opened {
+    let full = |max| Opened {
+        outcome: Outcome::Failed(ExchangeError::TooManySessions(max)),
+        session: None,
+    };
+    // Checked before the upstream is asked too, so a full gateway opens no upstream session.
+    let max_sessions = gateway.config.limits.max_sessions;
+    if gateway.sessions.len() >= max_sessions {
+        return full(max_sessions);
+    }
+    let placement = Placement {
+        session_id: None,
+        protocol_version: Some(version),
+    };
+    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    let upstream_id = match &reply {
+        Ok(Reply::Json {
+            status, session_id, ..
+        }) if status.is_success() => session_id.clone(),
+        Ok(Reply::Stream { session_id, .. }) => session_id.clone(),
+        Ok(_) | Err(_) => {
+            return Opened {
+                outcome: relay(gateway, None, &message, reply),
+                session: None,
+            }
+        }
+    };
+    let session = match gateway
+        .sessions
+        .open(upstream_id, agent, message.declares_elicitation())
+    {
+        Ok(session) => session,
+        Err(full_now) => return full(full_now.0),
+    };
+    let record = gateway.audit_record(
+        &session,
+        &message,
+        AuditDecision::Allow,
+        Some("lifecycle"),
+        None,
+    );
+    gateway.record(&record);
+    Opened {
+        outcome: relay(gateway, None, &message, reply),
+        session: Some(session),
+    }
+}
+
+/// Why the upstream would not open a session's server-to-client stream.
+pub enum StreamRefused {
+    /// It offers none (405).
+    NotOffered,
+    /// It no longer knows the session (404): the gateway's is ended too.
+    SessionGone,
+    /// Another refusal, relayed as its status.
+    Status(StatusCode),
+    Failed(ExchangeError),
+}
+
+/// The session's server-to-client stream (GET), with the gateway's own
+/// `notifications/tools/list_changed` added when a policy change alters what the session may
+/// see. Ends when the upstream's stream ends.
+pub async fn open_stream(
+    gateway: &Gateway,
+    session: &Arc<Session>,
+    version: &str,
+    last_event_id: Option<&HeaderValue>,
+) -> Result<Messages, StreamRefused> {
+    let placement = Placement {
+        session_id: session.upstream_id.as_ref(),
+        protocol_version: Some(version),
+    };
+    let opened = gateway.upstream.open_stream(placement, last_event_id).await;
+    let events = match opened {
+        // Server-to-client requests on this stream are relayed as they are; the client's answers
+        // come back by POST and are routed to the same upstream session.
+        Ok(Ok(events)) => events,
+        Ok(Err(StatusCode::METHOD_NOT_ALLOWED)) => return Err(StreamRefused::NotOffered),
+        Ok(Err(StatusCode::NOT_FOUND)) => {
+            gateway.sessions.end(&session.id);
+            return Err(StreamRefused::SessionGone);
+        }
+        Ok(Err(status)) => return Err(StreamRefused::Status(status)),
+        Err(err) => return Err(StreamRefused::Failed(err.into())),
+    };
+    let upstream = messages(events, None)
+        .map(Some)
+        .chain(futures::stream::once(async { None }));
+    let list_changed = futures::stream::unfold(session.clone(), |session| async move {
+        session.tools_changed.notified().await;
+        let note = format!(
+            r#"{{"jsonrpc":"2.0","method":"{}"}}"#,
+            method::TOOLS_LIST_CHANGED
+        );
+        Some((Some(Ok(SseEvent::message(note))), session))
+    });
+    let merged = futures::stream::select(upstream, list_changed)
+        .take_while(|event| futures::future::ready(event.is_some()))
+        .filter_map(futures::future::ready);
+    Ok(Box::pin(merged))
+}
+
+/// Ends the session here and, best effort, upstream (the upstream may have ended it already;
+/// its session expires on its own).
+pub async fn end_session(gateway: &Gateway, session: &Session, version: &str) {
+    gateway.sessions.end(&session.id);
+    if session.upstream_id.is_none() {
+        return;
+    }
+    let placement = Placement {
+        session_id: session.upstream_id.as_ref(),
+        protocol_version: Some(version),
+    };
+    if let Err(err) = gateway.upstream.end_session(placement).await {
+        tracing::warn!(error = %err, "could not end the upstream session");
+    }
+}

@@ -1,0 +1,172 @@
+//! The gateway's shared state: what every request on every worker reads (policy, sessions,
+//! limits, approvals, the upstream client, the audit log), built once at start.
+//!
+//! [`verdict`] is the one decision every message goes through; `exchange` uses it.
+
+mod verdict;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+pub use verdict::{Hold, Pass, Refusal, Verdict};
+
+use crate::admission::InFlight;
+use crate::approval::webhook::Webhook;
+use crate::approval::{Approval, Approvals, Status as ApprovalStatus};
+use crate::audit::{AuditDecision, AuditLog, AuditRecord};
+use crate::auth::AgentKeys;
+use crate::config::GatewayConfig;
+use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
+use crate::protocol::method;
+use crate::reload::ReloadStatus;
+use crate::session::SessionStore;
+use crate::upstream::{Placement, Upstream, UpstreamConfig};
+
+pub struct Gateway {
+    pub config: GatewayConfig,
+    pub agents: AgentKeys,
+    pub in_flight: InFlight,
+    pub policy: ArcSwap<CompiledPolicy>,
+    pub limiter: RateLimiter,
+    pub sessions: SessionStore,
+    pub upstream: Upstream,
+    pub audit: Option<AuditLog>,
+    pub approvals: Approvals,
+    pub webhook: Option<Webhook>,
+    /// Outcome of policy reloads, for logs, tests and probes to follow.
+    pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
+}
+
+/// Why a gateway could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{}", policy_message(.0))]
+    Policy(#[from] PolicyFileError),
+    #[error("cannot open audit log {path}: {source}")]
+    Audit {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--approval-webhook needs --approval-webhook-secret to sign what it sends")]
+    WebhookSecret,
+    #[error(transparent)]
+    Agents(#[from] crate::auth::AuthConfigError),
+    #[error("cannot build the upstream client: {0}")]
+    Upstream(#[from] crate::upstream::UpstreamConfigError),
+}
+
+/// At start a policy that does not load stops everything; say so.
+fn policy_message(err: &PolicyFileError) -> String {
+    match err {
+        PolicyFileError::Invalid { path, errors } => format!(
+            "policy file {} is invalid; nothing is served until it loads:\n{errors}",
+            path.display()
+        ),
+        PolicyFileError::Unreadable { .. } => err.to_string(),
+    }
+}
+
+/// Builds the gateway's state. Fails closed: no policy, no gateway.
+pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
+    let policy = CompiledPolicy::from_file(&config.policy)?;
+    let audit = match &config.audit {
+        Some(path) => Some(
+            AuditLog::open(path, config.audit_arguments).map_err(|source| BuildError::Audit {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let upstream = Upstream::new(UpstreamConfig {
+        url: config.upstream.clone(),
+        connect_timeout: config.limits.upstream_connect_timeout,
+        timeout: config.limits.upstream_timeout,
+        max_body_bytes: config.limits.max_body_bytes,
+        max_event_bytes: config.limits.max_event_bytes,
+    })?;
+    let agents = AgentKeys::from_specs(&config.agents, config.require_auth, |variable| {
+        std::env::var(variable).ok()
+    })?;
+    let webhook = match (&config.approvals.webhook, &config.approvals.webhook_secret) {
+        (Some(url), Some(secret)) => Some(Webhook::new(url.clone(), secret.clone())),
+        (Some(_), None) => return Err(BuildError::WebhookSecret),
+        _ => None,
+    };
+    Ok(Arc::new(Gateway {
+        approvals: Approvals::default(),
+        webhook,
+        agents,
+        in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
+        sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
+        policy: ArcSwap::from_pointee(policy),
+        limiter: RateLimiter::new(),
+        upstream,
+        audit,
+        reloads: tokio::sync::watch::Sender::new(Default::default()),
+        config,
+    }))
+}
+
+impl Gateway {
+    /// Appends an audit record (a no-op without `--audit`). A failed write is logged, not
+    /// refused: a forwarded call has happened, and refusing its answer would not undo it.
+    pub fn record(&self, record: &AuditRecord<'_>) {
+        if let Some(log) = &self.audit {
+            if let Err(err) = log.write(record) {
+                tracing::error!(error = %err, "could not write the audit log");
+            }
+        }
+    }
+
+    /// Audits a decision on an approval (approved, rejected, expired) made outside any call.
+    pub fn record_approval(&self, approval: &Approval) {
+        let decision = match approval.status {
+            ApprovalStatus::Approved => AuditDecision::Approved,
+            ApprovalStatus::Rejected => AuditDecision::Rejected,
+            ApprovalStatus::Expired => AuditDecision::Expired,
+            ApprovalStatus::Used => AuditDecision::ApprovalUsed,
+            ApprovalStatus::Pending => AuditDecision::ApprovalPending,
+        };
+        self.record(&AuditRecord {
+            agent: approval.agent.as_deref(),
+            session: Some(&approval.session),
+            method: method::TOOLS_CALL,
+            tool: Some(&approval.tool),
+            decision,
+            rule: Some(&approval.rule),
+            reason: approval.decision_reason.as_deref(),
+            upstream_status: None,
+            latency: None,
+            approval: Some(&approval.id),
+            reviewer: approval.decided_by.as_deref(),
+            arguments: Some(&approval.arguments),
+        });
+    }
+
+    /// Expires the approvals whose time is up, and audits each.
+    pub fn expire_approvals(&self) {
+        for approval in self.approvals.expire_due(Instant::now()) {
+            self.record_approval(&approval);
+        }
+    }
+
+    /// Ends the sessions idle past `--session-idle-secs`, here and upstream.
+    pub async fn end_idle_sessions(&self) {
+        for session in self.sessions.end_idle() {
+            if session.upstream_id.is_none() {
+                continue;
+            }
+            let placement = Placement {
+                session_id: session.upstream_id.as_ref(),
+                protocol_version: None,
+            };
+            if let Err(err) = self.upstream.end_session(placement).await {
+                tracing::debug!(error = %err, "could not end an idle upstream session");
+            }
+        }
+    }
+}

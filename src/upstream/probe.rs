@@ -1,0 +1,113 @@
+//! Finding the answer to a request in a stream of messages, and asking the upstream things
+//! outside any agent's session (`mcpgate policy check --upstream`).
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use super::{Placement, Reply, Upstream, UpstreamError};
+use crate::protocol::{method, peek, version, SseEvent};
+
+/// Reads `events` until the answer to `id`; its JSON text.
+pub async fn await_answer<E: From<UpstreamError>>(
+    mut events: impl Stream<Item = Result<SseEvent, E>> + Unpin,
+    id: &Value,
+    within: Duration,
+) -> Result<String, E> {
+    let find = async {
+        while let Some(event) = events.next().await {
+            let event = event?;
+            if peek::is_answer_to(&event.data, id) {
+                return Ok(event.data);
+            }
+        }
+        Err(UpstreamError::StreamEndedEarly.into())
+    };
+    tokio::time::timeout(within, find)
+        .await
+        .unwrap_or_else(|_| Err(UpstreamError::StreamTimeout { timeout: within }.into()))
+}
+
+impl Upstream {
+    /// The names of every tool the upstream lists, all pages, in a session of the gateway's own.
+    pub async fn list_tool_names(&self) -> Result<Vec<String>, UpstreamError> {
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": method::INITIALIZE, "params": {
+            "protocolVersion": version::LATEST, "capabilities": {},
+            "clientInfo": {"name": "mcpgate-policy-check", "version": env!("CARGO_PKG_VERSION")}}});
+        let first = Placement {
+            session_id: None,
+            protocol_version: Some(version::LATEST),
+        };
+        let (answer, session_id) = self.ask(&init, first).await?;
+        if let Some(error) = answer.get("error") {
+            return Err(UpstreamError::Refused {
+                method: method::INITIALIZE,
+                error: error.to_string(),
+            });
+        }
+        let placement = Placement {
+            session_id: session_id.as_ref(),
+            protocol_version: Some(version::LATEST),
+        };
+        let initialized = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
+        self.post(
+            serde_json::to_vec(&initialized).expect("serialises").into(),
+            placement,
+        )
+        .await?;
+        let mut names = Vec::new();
+        let mut cursor: Option<Value> = None;
+        for page in 1.. {
+            let mut request = json!({"jsonrpc": "2.0", "id": page, "method": method::TOOLS_LIST});
+            if let Some(cursor) = cursor.take() {
+                request["params"] = json!({ "cursor": cursor });
+            }
+            let (answer, _) = self.ask(&request, placement).await?;
+            let result = answer.get("result").ok_or_else(|| UpstreamError::Refused {
+                method: method::TOOLS_LIST,
+                error: answer.to_string(),
+            })?;
+            for tool in result
+                .get("tools")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(name) = tool.get("name").and_then(Value::as_str) {
+                    names.push(name.to_owned());
+                }
+            }
+            match result.get("nextCursor") {
+                Some(next) if !next.is_null() => cursor = Some(next.clone()),
+                _ => break,
+            }
+        }
+        if session_id.is_some() {
+            let _ = self.end_session(placement).await;
+        }
+        Ok(names)
+    }
+
+    async fn ask(
+        &self,
+        request: &Value,
+        placement: Placement<'_>,
+    ) -> Result<(Value, Option<http::HeaderValue>), UpstreamError> {
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let body = serde_json::to_vec(request).expect("serialises").into();
+        let (text, session_id) = match self.post(body, placement).await? {
+            Reply::Json {
+                body, session_id, ..
+            } => (String::from_utf8_lossy(&body).into_owned(), session_id),
+            Reply::Stream { events, session_id } => (
+                await_answer(events, &id, self.config.timeout).await?,
+                session_id,
+            ),
+            Reply::Accepted { status } => return Err(UpstreamError::NoAnswer(status)),
+        };
+        let answer = serde_json::from_str(&text)
+            .map_err(|e| UpstreamError::UnreadableAnswer(e.to_string()))?;
+        Ok((answer, session_id))
+    }
+}
