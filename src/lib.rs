@@ -2,8 +2,10 @@
 //!
 //! The data path reads top to bottom: [`transport`] terminates MCP over HTTP, [`session`] maps
 //! the gateway's sessions to the upstream's, [`policy`] decides, [`upstream`] forwards and relays.
-//! [`audit`] records every decision; [`simulator`] is a built-in Binance MCP server for demos,
-//! tests and benchmarks.
+//! [`audit`] records every decision.
+//!
+//! The simulated Binance MCP server that the `simulate` and `demo` commands, the tests and the
+//! benchmarks run against is a crate of its own, `binance-sim` (`crates/binance-sim`).
 
 pub mod admin;
 pub mod admission;
@@ -18,6 +20,5 @@ pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod session;
-pub mod simulator;
 pub mod transport;
 pub mod upstream;
