@@ -4,6 +4,9 @@
 //! [`exchange`] made of each message; the exchange asks [`gateway`] for a verdict (the [`policy`]
 //! engine and the rate limiter) and forwards through [`upstream`]. [`protocol`] holds MCP's words
 //! for all of them; [`session`], [`approval`] and [`audit`] keep what outlives one message.
+//!
+//! The simulated Binance MCP server that the `simulate` and `demo` commands, the tests and the
+//! benchmarks run against is a crate of its own, `binance-sim` (`crates/binance-sim`).
 
 pub mod admin;
 pub mod admission;
@@ -20,6 +23,5 @@ pub mod protocol;
 pub mod reload;
 pub mod server;
 pub mod session;
-pub mod simulator;
 pub mod transport;
 pub mod upstream;

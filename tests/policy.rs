@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use binance_sim::SimulatorOptions;
 use common::*;
-use mcpgate::simulator::SimulatorOptions;
 use serde_json::{json, Value};
 
 const POLICY: &str = r#"{

@@ -4,9 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use binance_sim::SimulatorOptions;
 use common::*;
 use mcpgate::config::Limits;
-use mcpgate::simulator::SimulatorOptions;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, ORIGIN};
 use serde_json::json;
 

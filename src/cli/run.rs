@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use binance_sim::{Simulator, SimulatorOptions};
 use tokio::net::TcpListener;
 
 use tokio::sync::watch;
@@ -13,7 +14,6 @@ use tokio::sync::watch;
 use super::{DemoArgs, LogFormat, ServeArgs, SimulateArgs};
 use crate::gateway::Gateway;
 use crate::server;
-use crate::simulator::{Simulator, SimulatorOptions};
 
 /// Requests in flight get this long to finish after SIGTERM; open streams are then cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use binance_sim::{Simulator, SimulatorOptions};
 use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits};
 use mcpgate::gateway::Gateway;
-use mcpgate::simulator::{Simulator, SimulatorOptions};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;

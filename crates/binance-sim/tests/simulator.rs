@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mcpgate::simulator::{catalogue, Simulator, SimulatorOptions, PROGRESS_STEPS};
+use binance_sim::{catalogue, Simulator, SimulatorOptions, PROGRESS_STEPS};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;

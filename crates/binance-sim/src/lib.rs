@@ -3,7 +3,7 @@
 //!
 //! The gateway's demo, tests and benchmarks run against it, so it must be faithful where a
 //! client can tell (tool list, answer shapes, error texts, sessions, SSE, progress) and fast on
-//! the call path. See `README.md` beside this file for what was chosen and why.
+//! the call path. See the crate's `README.md` for what was chosen and why.
 //!
 //! The data path reads: `http` (headers, status, JSON or SSE) → `message` (the JSON-RPC
 //! envelope) → `rpc` (methods) → `arguments` (schema check) → `tools` → `market` / `streams`,

@@ -179,12 +179,17 @@ mod tests {
 
     #[test]
     fn embedded_copy_matches_shared_catalogue() {
-        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/binance-tools.json");
+        // `shared/` sits beside the repository (CI clones it there), and this crate's manifest
+        // is two levels inside the repository (crates/binance-sim/).
+        let shared = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/binance-tools.json"
+        );
         if let Ok(original) = std::fs::read_to_string(shared) {
             assert!(
                 original == CATALOGUE_JSON,
-                "src/simulator/binance-tools.json differs from {shared}; refresh it with \
-                 `cp {shared} src/simulator/binance-tools.json`"
+                "crates/binance-sim/src/binance-tools.json differs from {shared}; refresh it with \
+                 `cp {shared} crates/binance-sim/src/binance-tools.json`"
             );
         }
     }
