@@ -14,16 +14,6 @@ use tokio::sync::mpsc;
 use crate::gateway::Gateway;
 use crate::policy::{CompiledPolicy, PolicyFileError};
 
-/// What the last reload attempt came to, published on [`Gateway::reloads`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadStatus {
-    /// How many policies were swapped in since start.
-    pub applied: u64,
-    /// How many reload attempts failed; the last good policy kept serving.
-    pub rejected: u64,
-    pub last_error: Option<String>,
-}
-
 /// Stops watching when dropped.
 pub struct Watch {
     _watcher: Option<notify::RecommendedWatcher>,

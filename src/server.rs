@@ -42,12 +42,12 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let admin = match gateway.config.approvals.admin_listen {
-        Some(addr) => match crate::admin::router(gateway.clone()) {
-            Some(router) => Some((TcpListener::bind(addr).await?, router)),
-            None => None,
-        },
-        None => None,
+    // The admin API has its own listener with --admin-listen, else it shares the agents' one.
+    let admin = crate::admin::router(gateway.clone());
+    let (admin, beside_mcp) = match (gateway.config.approvals.admin_listen, admin) {
+        (Some(addr), Some(router)) => (Some((TcpListener::bind(addr).await?, router)), None),
+        (None, router) => (None, router),
+        (Some(_), None) => (None, None),
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let limits = &gateway.config.limits;
@@ -57,7 +57,7 @@ pub async fn serve(
         finished.push(start_worker(
             index,
             listener.try_clone()?,
-            transport::Dispatch::gateway(gateway.clone()),
+            transport::Dispatch::gateway(gateway.clone(), beside_mcp.clone()),
             limits.clone(),
             stopping.clone(),
         )?);

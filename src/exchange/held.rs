@@ -12,7 +12,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::{forward, refuse, relay, ExchangeError, Messages, Outcome};
+use super::forward::{forward, refuse, relay};
+use super::{ExchangeError, Messages, Outcome};
 use crate::approval::{Approval, Ask, Status, Ticket, UseError};
 use crate::audit::AuditDecision;
 use crate::gateway::{Gateway, Hold, Verdict};

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
-use super::{messages, relay, ExchangeError, Messages, Outcome};
+use super::forward::{messages, relay};
+use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::protocol::{method, Message, SseEvent};

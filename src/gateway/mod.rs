@@ -21,7 +21,6 @@ use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
-use crate::reload::ReloadStatus;
 use crate::session::SessionStore;
 use crate::upstream::{Placement, Upstream, UpstreamConfig};
 
@@ -38,6 +37,16 @@ pub struct Gateway {
     pub webhook: Option<Webhook>,
     /// Outcome of policy reloads, for logs, tests and probes to follow.
     pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
+}
+
+/// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// How many policies were swapped in since start.
+    pub applied: u64,
+    /// How many reload attempts failed; the last good policy kept serving.
+    pub rejected: u64,
+    pub last_error: Option<String>,
 }
 
 /// Why a gateway could not be built from its configuration.

@@ -40,10 +40,15 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    /// The main listener: MCP, health and readiness, and the admin API unless it has its own.
-    pub fn gateway(gateway: Arc<Gateway>) -> Self {
+    /// The main listener: MCP, health and readiness, and `beside` (the admin API, unless it
+    /// has a listener of its own).
+    pub fn gateway(gateway: Arc<Gateway>, beside: Option<Router>) -> Self {
+        let router = router(gateway.clone());
         Self {
-            router: router(gateway.clone()),
+            router: match beside {
+                Some(beside) => router.merge(beside),
+                None => router,
+            },
             gateway: Some(gateway),
         }
     }
@@ -73,13 +78,9 @@ impl Dispatch {
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {
-    let admin = match gateway.config.approvals.admin_listen {
-        None => crate::admin::router(gateway.clone()),
-        Some(_) => None,
-    };
     // `Dispatch` answers POST before asking the router; the route keeps it so that a 405 for
     // another method names all three.
-    let mcp = Router::new()
+    Router::new()
         .route(
             MCP_PATH,
             post(post::post)
@@ -88,11 +89,7 @@ fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(gateway);
-    match admin {
-        Some(admin) => mcp.merge(admin),
-        None => mcp,
-    }
+        .with_state(gateway)
 }
 
 /// Ready while the upstream answers HTTP: an ingress stops routing to a replica that cannot

@@ -145,7 +145,7 @@ impl Harness {
     }
 
     /// Replaces the policy file and waits until the gateway has applied (or rejected) it.
-    pub async fn rewrite_policy(&self, policy: &str) -> mcpgate::reload::ReloadStatus {
+    pub async fn rewrite_policy(&self, policy: &str) -> mcpgate::gateway::ReloadStatus {
         let mut reloads = self.gateway.reloads.subscribe();
         let before = reloads.borrow_and_update().clone();
         std::fs::write(&self.policy_path, policy).unwrap();

@@ -1,0 +1,113 @@
+//! Carrying a message the policy let through to the upstream and its reply back as an
+//! [`Outcome`], or recording a refusal: the steps every exchange (single, held, session) shares.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use http::StatusCode;
+
+use super::tools_list::ToolsFilter;
+use super::{ExchangeError, Messages, Outcome};
+use crate::audit::AuditDecision;
+use crate::gateway::{Gateway, Pass, Refusal};
+use crate::protocol::{method, Message};
+use crate::session::Session;
+use crate::upstream::{EventStream, Placement, Reply, UpstreamError};
+
+/// Audits a refusal; the agent gets the refusal's answer.
+pub(super) fn refuse(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Message,
+    refusal: Refusal,
+    started: Instant,
+) -> Outcome {
+    let mut record = gateway.audit_record(
+        session,
+        message,
+        refusal.decision,
+        refusal.rule.as_deref(),
+        Some(&refusal.reason),
+    );
+    record.latency = Some(started.elapsed());
+    gateway.record(&record);
+    Outcome::Refused {
+        answer: refusal.answer,
+        kind: message.kind,
+    }
+}
+
+/// Sends a message the policy let through, audits the outcome, and gives the rate-limit units
+/// back if the upstream failed to take it.
+pub(super) async fn forward(
+    gateway: &Gateway,
+    session: &Session,
+    version: &str,
+    message: &Message,
+    pass: Pass,
+    started: Instant,
+) -> Result<Reply, UpstreamError> {
+    let placement = Placement {
+        session_id: session.upstream_id.as_ref(),
+        protocol_version: Some(version),
+    };
+    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    let (status, decision) = match &reply {
+        Ok(Reply::Json { status, .. } | Reply::Accepted { status }) => {
+            (Some(status.as_u16()), AuditDecision::Allow)
+        }
+        Ok(Reply::Stream { .. }) => (Some(200), AuditDecision::Allow),
+        Err(_) => (None, AuditDecision::UpstreamError),
+    };
+    let mut record = gateway.audit_record(session, message, decision, pass.rule.as_deref(), None);
+    record.upstream_status = status;
+    record.latency = Some(started.elapsed());
+    gateway.record(&record);
+    if reply.is_err() || status.is_some_and(|s| s >= 500) {
+        gateway.refund(pass);
+    }
+    if let Ok(Reply::Json { status, .. }) = &reply {
+        if *status == StatusCode::NOT_FOUND {
+            // The upstream forgot the session: so must we, so the client starts a new one.
+            gateway.sessions.end(&session.id);
+        }
+    }
+    reply
+}
+
+/// The upstream's reply as an outcome; a `tools/list` answer is filtered on the way, whichever
+/// shape it comes in.
+pub(super) fn relay(
+    gateway: &Arc<Gateway>,
+    session: Option<&Arc<Session>>,
+    message: &Message,
+    reply: Result<Reply, UpstreamError>,
+) -> Outcome {
+    let filter = message
+        .is(method::TOOLS_LIST)
+        .then(|| ToolsFilter::new(gateway, session));
+    match reply {
+        Err(err) => Outcome::Failed(err.into()),
+        Ok(Reply::Accepted { .. }) => Outcome::Accepted,
+        Ok(Reply::Json { status, body, .. }) => match &filter {
+            Some(filter) if status.is_success() => match filter.apply(&body) {
+                Ok(body) => Outcome::Answered { status, body },
+                Err(err) => Outcome::Failed(err.into()),
+            },
+            _ => Outcome::Answered { status, body },
+        },
+        Ok(Reply::Stream { events, .. }) => Outcome::Streamed(messages(events, filter)),
+    }
+}
+
+/// The upstream's events as messages for the agent, filtered when they answer `tools/list`.
+pub(super) fn messages(events: EventStream, filter: Option<ToolsFilter>) -> Messages {
+    Box::pin(events.map(move |event| {
+        let event = event?;
+        match &filter {
+            Some(filter) => filter.event(event).map_err(ExchangeError::from),
+            None => Ok(event),
+        }
+    }))
+}
