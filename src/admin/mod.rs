@@ -184,7 +184,13 @@ mod tests {
             reason_of(br#"{"reason":"looks fine"}"#),
             Ok(Some("looks fine".into()))
         );
-        assert!(reason_of(br#"{"reason":5}"#).is_err());
-        assert!(reason_of(b"nope").is_err());
+        assert_eq!(
+            reason_of(br#"{"reason":5}"#),
+            Err("\"reason\" must be a string".into())
+        );
+        assert_eq!(
+            reason_of(b"nope"),
+            Err(r#"the body must be empty or {"reason": "..."}"#.into())
+        );
     }
 }

@@ -95,8 +95,9 @@ fn a_held_call_uses_its_granted_approval_once() {
     let args = json!({});
     let now = Instant::now();
     let (approval, _, _) = waiting(approvals.request(&ask(&args, None), now, |_| {}));
-    assert!(
-        approvals.use_granted(&approval.id, now).is_err(),
+    assert_eq!(
+        approvals.use_granted(&approval.id, now).err(),
+        Some(UseError::NotGranted(approval.id.clone())),
         "not granted yet"
     );
     approvals
@@ -106,7 +107,11 @@ fn a_held_call_uses_its_granted_approval_once() {
         approvals.use_granted(&approval.id, now).unwrap().status,
         Status::Used
     );
-    assert!(approvals.use_granted(&approval.id, now).is_err());
+    assert_eq!(
+        approvals.use_granted(&approval.id, now).err(),
+        Some(UseError::NotGranted(approval.id.clone())),
+        "used once"
+    );
 }
 
 #[test]
@@ -144,9 +149,15 @@ fn approvals_expire_pending_or_granted() {
     let later = now + Duration::from_secs(301);
     assert_eq!(approvals.expire_due(later).len(), 1);
     assert_eq!(*decided.borrow(), Status::Expired);
-    assert!(approvals
-        .decide(&pending.id, true, "admin", None, later)
-        .is_err());
+    assert_eq!(
+        approvals
+            .decide(&pending.id, true, "admin", None, later)
+            .err(),
+        Some(DecideError::NotPending {
+            id: pending.id.clone(),
+            status: Status::Expired
+        })
+    );
 
     let (granted, _, _) = waiting(approvals.request(&ask(&args, None), later, |_| {}));
     approvals
@@ -171,9 +182,13 @@ fn only_the_asked_session_can_answer_an_elicitation() {
         "nobody was asked yet"
     );
     approvals.mark_elicited(&approval.id);
-    assert!(approvals
-        .decide_by_elicitation(&approval.id, "s2", true, None, now)
-        .is_err());
+    assert_eq!(
+        approvals
+            .decide_by_elicitation(&approval.id, "s2", true, None, now)
+            .err(),
+        Some(DecideError::NotAsked(approval.id.clone())),
+        "another session"
+    );
     let decided = approvals
         .decide_by_elicitation(&approval.id, "s1", true, None, now)
         .unwrap();
