@@ -108,19 +108,13 @@ pub(super) async fn hold(
 impl HeldCall {
     /// Waits for the decision; then the call's outcome (never `Held` again).
     pub async fn settle(self: Box<Self>) -> Outcome {
-        let Self {
-            gateway,
-            session,
-            version,
-            message,
-            approval,
-            decided,
-            ..
-        } = *self;
-        match wait(&gateway, &approval, decided, None).await {
-            Ok(()) => forward_approved(&gateway, &session, version, &message).await,
+        let call = *self;
+        match wait(&call.gateway, &call.approval, call.decided, None).await {
+            Ok(()) => {
+                forward_approved(&call.gateway, &call.session, call.version, &call.message).await
+            }
             Err(not_made) => Outcome::Refused {
-                answer: not_made.answer(&message),
+                answer: not_made.answer(&call.message),
                 kind: Kind::Request,
             },
         }
@@ -135,31 +129,25 @@ impl HeldCall {
     }
 
     async fn run(self: Box<Self>, events: mpsc::Sender<Result<SseEvent, ExchangeError>>) {
-        let Self {
-            gateway,
-            session,
-            version,
-            message,
-            approval,
-            decided,
-            via,
-        } = *self;
+        let call = *self;
+        let (gateway, session, message, approval) =
+            (&call.gateway, &call.session, &call.message, &call.approval);
         let send = |value: Value| {
             let events = events.clone();
             async move {
                 let _ = events.send(Ok(SseEvent::message(value.to_string()))).await;
             }
         };
-        if via == ApprovalVia::Elicitation && session.elicits {
+        if call.via == ApprovalVia::Elicitation && session.elicits {
             gateway.approvals.mark_elicited(&approval.id);
-            send(elicitation_request(&approval)).await;
+            send(elicitation_request(approval)).await;
         }
         let progress = message.progress_token().map(|token| (&events, token));
-        if let Err(not_made) = wait(&gateway, &approval, decided, progress).await {
-            send(not_made.answer(&message)).await;
+        if let Err(not_made) = wait(gateway, approval, call.decided, progress).await {
+            send(not_made.answer(message)).await;
             return;
         }
-        let outcome = forward_approved(&gateway, &session, version, &message).await;
+        let outcome = forward_approved(gateway, session, call.version, message).await;
         let no_message = |status| {
             let text = format!("upstream answered HTTP {status} with no message");
             answer::error(message.id(), code::UPSTREAM_UNAVAILABLE, &text)
