@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use common::upstream::{self, FakeUpstream};
 use common::*;
 use mcpgate::simulator::SimulatorOptions;
 use serde_json::{json, Value};
@@ -235,35 +235,23 @@ async fn a_rate_limit_passes_max_calls_and_refuses_the_next_naming_the_retry() {
 
 /// An upstream that fails tools/call with 503 while `failing` is set.
 async fn flaky_upstream(failing: Arc<AtomicBool>) -> String {
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let failing = failing.clone();
-            async move {
-                let message = body.0;
-                match message["method"].as_str() {
-                    Some("initialize") => (
-                        [("mcp-session-id", "flaky-1")],
-                        axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                            "protocolVersion": VERSION, "capabilities": {"tools": {}},
-                            "serverInfo": {"name": "flaky", "version": "1"}}})),
-                    )
-                        .into_response(),
-                    Some("tools/call") if failing.load(Ordering::SeqCst) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response()
-                    }
-                    Some("tools/call") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"],
-                        "result": {"content": [{"type": "text", "text": "ok"}]}}))
-                    .into_response(),
-                    _ => StatusCode::ACCEPTED.into_response(),
-                }
+    FakeUpstream::start(move |message| {
+        let failing = failing.clone();
+        async move {
+            match message["method"].as_str()? {
+                "tools/call" if failing.load(Ordering::SeqCst) => Some(upstream::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                )),
+                "tools/call" => Some(upstream::result(
+                    &message,
+                    json!({"content": [{"type": "text", "text": "ok"}]}),
+                )),
+                _ => None,
             }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -399,33 +387,16 @@ async fn audit_arguments_are_recorded_when_asked() {
 
 /// An upstream that streams its tools/list answer under another id (a string for a number).
 async fn mislabelling_upstream() -> String {
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(|body: axum::Json<Value>| async move {
-            let message = body.0;
-            match message["method"].as_str() {
-                Some("initialize") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                    "protocolVersion": VERSION, "capabilities": {"tools": {}},
-                    "serverInfo": {"name": "mislabelling", "version": "1"}}}))
-                .into_response(),
-                Some("tools/list") => {
-                    let answer = json!({"jsonrpc": "2.0", "id": message["id"].to_string(), "result": {"tools": [
-                        {"name": "get_price", "inputSchema": {"type": "object"}},
-                        {"name": "withdraw_funds", "inputSchema": {"type": "object"}}]}});
-                    (
-                        [("content-type", "text/event-stream")],
-                        format!("event: message\ndata: {answer}\n\n"),
-                    )
-                        .into_response()
-                }
-                _ => StatusCode::ACCEPTED.into_response(),
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    FakeUpstream::start(|message| async move {
+        (message["method"] == "tools/list").then(|| {
+            upstream::sse(&[
+                json!({"jsonrpc": "2.0", "id": message["id"].to_string(), "result": {"tools": [
+                {"name": "get_price", "inputSchema": {"type": "object"}},
+                {"name": "withdraw_funds", "inputSchema": {"type": "object"}}]}}),
+            ])
+        })
+    })
+    .await
 }
 
 #[tokio::test]

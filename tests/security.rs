@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use common::upstream::{self, FakeUpstream};
 use common::*;
 use mcpgate::config::Limits;
 use reqwest::header::{HeaderValue, ORIGIN};
@@ -375,30 +374,19 @@ async fn holding_upstream() -> (
     let (arrived_tx, arrived) = tokio::sync::mpsc::channel::<()>(8);
     let (release, release_rx) = tokio::sync::mpsc::channel::<()>(8);
     let release_rx = std::sync::Arc::new(tokio::sync::Mutex::new(release_rx));
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let arrived_tx = arrived_tx.clone();
-            let release_rx = release_rx.clone();
-            async move {
-                let message = body.0;
-                match message["method"].as_str() {
-                    Some("initialize") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                        "protocolVersion": VERSION, "capabilities": {"tools": {}}, "serverInfo": {"name": "holding", "version": "1"}}}))
-                    .into_response(),
-                    Some("tools/call") => {
-                        arrived_tx.send(()).await.unwrap();
-                        release_rx.lock().await.recv().await;
-                        axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {"content": []}})).into_response()
-                    }
-                    _ => StatusCode::ACCEPTED.into_response(),
-                }
+    let url = FakeUpstream::start(move |message| {
+        let arrived_tx = arrived_tx.clone();
+        let release_rx = release_rx.clone();
+        async move {
+            if message["method"] != "tools/call" {
+                return None;
             }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+            arrived_tx.send(()).await.unwrap();
+            release_rx.lock().await.recv().await;
+            Some(upstream::result(&message, json!({"content": []})))
+        }
+    })
+    .await;
     (url, arrived, release)
 }
 
