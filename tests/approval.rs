@@ -88,8 +88,7 @@ async fn next_pending(changes: &mut tokio::sync::broadcast::Receiver<Approval>) 
 }
 
 async fn session(harness: &Harness) -> Client {
-    let mut client = harness.client().json_only();
-    client.initialize().await;
+    let client = harness.client().json_only().initialized().await;
     client
 }
 
@@ -296,8 +295,7 @@ async fn an_approval_covers_the_same_agent_only() {
 #[tokio::test]
 async fn a_stream_client_is_held_on_an_sse_stream_and_gets_the_answer_on_it() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let mut changes = harness.gateway.approvals.subscribe();
     let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
         "params": {"name": "subscribe_to_trade_stream", "arguments": {"symbol": "ETHUSDT"}}});
@@ -358,8 +356,7 @@ async fn elicitation_asks_the_clients_user_on_the_held_stream() {
         .unwrap()
         .contains("subscribe_to_kline_stream"));
 
-    let mut stranger = harness.client();
-    stranger.initialize().await;
+    let stranger = harness.client().initialized().await;
     let forged = stranger
         .post(&json!({"jsonrpc": "2.0", "id": question_id, "result": {"action": "accept", "content": {"approve": true}}}))
         .await;
@@ -629,8 +626,7 @@ async fn a_held_stream_sends_progress_to_a_client_that_asked_for_it() {
         ..setup(Duration::from_secs(30))
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
         "name": "subscribe_to_trade_stream", "arguments": {"symbol": "BTCUSDT"},
         "_meta": {"progressToken": "wait-1"}}});

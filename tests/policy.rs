@@ -25,11 +25,18 @@ const POLICY: &str = r#"{
   "methods": { "resources/list": { "action": "deny", "reason": "no resources here" } }
 }"#;
 
+/// The tools POLICY lets an agent see, sorted.
+const SHOWN: [&str; 4] = [
+    "cleanup_all_streams",
+    "get_all_24hr_tickers",
+    "get_order_book",
+    "get_price",
+];
+
 #[tokio::test]
 async fn allowed_calls_reach_the_upstream() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
@@ -40,8 +47,7 @@ async fn allowed_calls_reach_the_upstream() {
 #[tokio::test]
 async fn a_denied_call_is_an_error_result_with_the_reason_and_never_reaches_the_upstream() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client
         .call_tool("get_all_trading_day_tickers", json!({}))
         .await;
@@ -61,8 +67,7 @@ async fn a_denied_call_is_an_error_result_with_the_reason_and_never_reaches_the_
 #[tokio::test]
 async fn a_tool_without_a_rule_is_unknown_under_default_deny() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.call_tool("get_exchange_info", json!({})).await;
     assert_eq!(answer.body["error"]["code"], -32602);
     assert_eq!(answer.message(), "Unknown tool: get_exchange_info");
@@ -72,8 +77,7 @@ async fn a_tool_without_a_rule_is_unknown_under_default_deny() {
 #[tokio::test]
 async fn names_match_exactly_so_variants_fall_to_the_default() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     for variant in [
         "Get_Price",
         "get_price ",
@@ -105,8 +109,7 @@ async fn names_match_exactly_so_variants_fall_to_the_default() {
 #[tokio::test]
 async fn a_denied_method_is_a_json_rpc_error_with_the_reason() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.request("resources/list", json!({})).await;
     assert_eq!(answer.body["error"]["code"], -32003);
     assert!(
@@ -125,8 +128,7 @@ async fn a_denied_method_is_a_json_rpc_error_with_the_reason() {
 #[tokio::test]
 async fn arguments_that_miss_the_rule_schema_are_denied_naming_what_failed() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let ok = client
         .call_tool("get_order_book", json!({"symbol": "BTCUSDT", "depth": 50}))
         .await;
@@ -150,19 +152,10 @@ async fn arguments_that_miss_the_rule_schema_are_denied_naming_what_failed() {
 #[tokio::test]
 async fn tools_list_shows_only_what_the_agent_may_call() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let mut names = client.tool_names().await;
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "cleanup_all_streams",
-            "get_all_24hr_tickers",
-            "get_order_book",
-            "get_price"
-        ]
-    );
+    assert_eq!(names, SHOWN);
     let hidden = client.call_tool("get_server_time", json!({})).await;
     assert_eq!(hidden.message(), "Unknown tool: get_server_time");
 }
@@ -179,42 +172,17 @@ async fn every_page_of_tools_list_is_filtered() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
-    let mut seen = Vec::new();
-    let mut params = json!({});
-    for _ in 0..20 {
-        let page = client.request("tools/list", params).await;
-        let result = &page.body["result"];
-        seen.extend(
-            result["tools"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["name"].as_str().unwrap().to_owned()),
-        );
-        match result.get("nextCursor") {
-            Some(Value::String(cursor)) => params = json!({ "cursor": cursor }),
-            _ => break,
-        }
-    }
+    let mut client = harness.client().initialized().await;
+    // The simulator pages by 4; `tool_names` follows `nextCursor` to the last page.
+    let mut seen = client.tool_names().await;
     seen.sort();
-    assert_eq!(
-        seen,
-        [
-            "cleanup_all_streams",
-            "get_all_24hr_tickers",
-            "get_order_book",
-            "get_price"
-        ]
-    );
+    assert_eq!(seen, SHOWN);
 }
 
 #[tokio::test]
 async fn a_rate_limit_passes_max_calls_and_refuses_the_next_naming_the_retry() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     for _ in 0..2 {
         let ok = client.call_tool("get_all_24hr_tickers", json!({})).await;
         assert!(!ok.is_tool_error(), "{}", ok.text);
@@ -263,10 +231,9 @@ async fn quota_is_given_back_when_the_upstream_fails() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let failed = client.call_tool("act", json!({})).await;
-    assert_eq!(failed.status, 502, "{}", failed.text);
+    failed.assert_error(502, -32000, "upstream answered HTTP 503");
     failing.store(false, Ordering::SeqCst);
     let ok = client.call_tool("act", json!({})).await;
     assert_eq!(
@@ -286,8 +253,7 @@ async fn quota_is_given_back_when_the_upstream_fails() {
 #[tokio::test]
 async fn a_valid_policy_edit_applies_at_once_and_an_invalid_one_changes_nothing() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
 
     let denying = POLICY.replace(
         r#""get_price": {}"#,
@@ -334,8 +300,7 @@ async fn every_decision_is_audited_with_arguments_redacted() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
@@ -372,8 +337,7 @@ async fn audit_arguments_are_recorded_when_asked() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     client
         .call_tool("get_price", json!({"symbol": "ETHUSDT"}))
         .await;
@@ -407,8 +371,7 @@ async fn a_streamed_tools_list_is_filtered_even_under_another_id() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.request("tools/list", json!({})).await;
     assert!(answer.text.contains("get_price"), "{}", answer.text);
     assert!(!answer.text.contains("withdraw_funds"), "{}", answer.text);

@@ -172,8 +172,7 @@ async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_ch
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     assert!(client.tool_names().await.contains(&"echo".to_string()));
     let stream = client
         .http
