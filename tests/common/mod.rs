@@ -397,3 +397,14 @@ impl SseReader {
         }
     }
 }
+
+/// Asserts that a child process (`what`) exited 0, showing its stderr when it did not.
+#[track_caller]
+pub fn assert_exited_ok(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
