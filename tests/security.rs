@@ -403,8 +403,9 @@ async fn oversized_headers_get_431() {
     assert_eq!(response.status(), 431);
 }
 
-/// A gateway that gives clients 200 ms to send a request, and a raw connection to it.
-async fn connect_with_short_read_timeout() -> (Harness, tokio::net::TcpStream) {
+/// Sends `request` raw to a gateway that gives clients 200 ms to send one, and reads what it
+/// answers until it closes the connection; `None` if the connection is still open after 10 s.
+async fn send_to_a_short_read_timeout(request: &[u8]) -> Option<Vec<u8>> {
     let harness = start_with(Setup {
         limits: Limits {
             request_read_timeout: Duration::from_millis(200),
@@ -414,39 +415,30 @@ async fn connect_with_short_read_timeout() -> (Harness, tokio::net::TcpStream) {
     })
     .await;
     let addr = harness.base.trim_start_matches("http://");
-    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    (harness, socket)
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut buffer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
+    closed.is_ok().then_some(buffer)
 }
 
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off() {
-    let (_harness, mut socket) = connect_with_short_read_timeout().await;
-    socket
-        .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: app")
-        .await
-        .unwrap();
-    let mut buffer = Vec::new();
     let closed =
-        tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
+        send_to_a_short_read_timeout(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: app").await;
     assert!(
-        closed.is_ok(),
+        closed.is_some(),
         "the gateway closed the connection of a client that never finished its headers"
     );
 }
 
 #[tokio::test]
 async fn a_body_that_never_arrives_gets_408() {
-    let (_harness, mut socket) = connect_with_short_read_timeout().await;
-    socket
-        .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{\"json")
-        .await
-        .unwrap();
     // The gateway answers and closes: the rest of this request would never be read.
-    let mut buffer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer))
+    let buffer = send_to_a_short_read_timeout(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{\"json")
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the gateway closed the connection");
     let response = String::from_utf8_lossy(&buffer);
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
