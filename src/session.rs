@@ -187,8 +187,9 @@ mod tests {
         idle.last_seen_ms.store(0, Ordering::Relaxed);
         let fresh = store.open(None, None, false).unwrap();
 
-        let ended: Vec<Arc<str>> = store.end_idle().iter().map(|s| s.id.clone()).collect();
-        assert_eq!(ended, [idle.id.clone()]);
+        let ended = store.end_idle();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].id, idle.id);
         assert!(store.get(&idle.id).is_none());
         assert!(store.get(&fresh.id).is_some());
         assert_eq!(store.len(), 1);
