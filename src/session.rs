@@ -162,7 +162,10 @@ mod tests {
     fn refuses_sessions_past_the_maximum() {
         let store = SessionStore::new(1, Duration::from_secs(60));
         store.open(None, None, false).unwrap();
-        assert!(store.open(None, None, false).is_err());
+        assert!(matches!(
+            store.open(None, None, false),
+            Err(SessionsFull(1))
+        ));
     }
 
     #[test]
@@ -175,15 +178,20 @@ mod tests {
 
     #[test]
     fn idle_sessions_are_ended_and_fresh_ones_kept() {
-        let store = SessionStore::new(2, Duration::ZERO);
-        let a = store.open(None, None, false).unwrap();
-        a.last_seen_ms.store(0, Ordering::Relaxed);
-        let store_with_time = SessionStore {
-            epoch: Instant::now() - Duration::from_secs(5),
-            ..store
+        // A store whose clock has run for a minute, so a session can have been seen long ago.
+        let store = SessionStore {
+            epoch: Instant::now() - Duration::from_secs(60),
+            ..SessionStore::new(2, Duration::from_secs(10))
         };
-        let ended = store_with_time.end_idle();
+        let idle = store.open(None, None, false).unwrap();
+        idle.last_seen_ms.store(0, Ordering::Relaxed);
+        let fresh = store.open(None, None, false).unwrap();
+
+        let ended = store.end_idle();
         assert_eq!(ended.len(), 1);
-        assert!(store_with_time.is_empty());
+        assert_eq!(ended[0].id, idle.id);
+        assert!(store.get(&idle.id).is_none());
+        assert!(store.get(&fresh.id).is_some());
+        assert_eq!(store.len(), 1);
     }
 }

@@ -55,11 +55,7 @@ async fn a_reviewer_approves_a_held_call_on_the_page() {
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exited_ok(&output, "the browser run");
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(
         report["argumentsShown"]

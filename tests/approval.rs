@@ -20,15 +20,19 @@ const POLICY: &str = r#"{
   }
 }"#;
 
+fn approvals(hold: Duration) -> ApprovalConfig {
+    ApprovalConfig {
+        admin_token: Some(ADMIN_TOKEN.into()),
+        hold,
+        ..ApprovalConfig::default()
+    }
+}
+
 fn setup(hold: Duration) -> Setup {
     Setup {
         policy: POLICY.into(),
         audit: true,
-        approvals: ApprovalConfig {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            hold,
-            ..ApprovalConfig::default()
-        },
+        approvals: approvals(hold),
         ..Setup::default()
     }
 }
@@ -61,6 +65,11 @@ impl Admin {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// The id of the first approval listed.
+    async fn first_id(&self) -> String {
+        self.list().await[0]["id"].as_str().unwrap().to_owned()
+    }
+
     async fn list(&self) -> Vec<Value> {
         let response = self
             .http
@@ -72,6 +81,24 @@ impl Admin {
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
+}
+
+/// Asserts the admin API's error body says `says`.
+#[track_caller]
+fn assert_admin_error(body: &Value, says: &str) {
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(says), "not {says:?}: {body}");
+}
+
+/// Asserts `answer` is a call held for a new approval, not the one with id `decided`.
+#[track_caller]
+fn assert_waits_for_another_approval(answer: &Answer, decided: &str) {
+    let message = answer.message();
+    assert!(
+        message.starts_with("Waiting for approval apr_"),
+        "{message}"
+    );
+    assert!(!message.contains(decided), "{message}");
 }
 
 /// Waits for the gateway to queue the next approval (an event, not a poll).
@@ -88,9 +115,19 @@ async fn next_pending(changes: &mut tokio::sync::broadcast::Receiver<Approval>) 
 }
 
 async fn session(harness: &Harness) -> Client {
-    let mut client = harness.client().json_only();
-    client.initialize().await;
+    harness.client().json_only().initialized().await
+}
+
+/// POSTs `message` in `client`'s session and returns the response unread, to read as a stream.
+async fn post_unread(client: &Client, message: &Value) -> reqwest::Response {
     client
+        .http
+        .post(&client.url)
+        .headers(client.headers())
+        .body(message.to_string())
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Makes a call under an approval rule from another task and waits until it is queued.
@@ -202,6 +239,10 @@ async fn an_approval_nobody_decides_expires_and_the_call_is_not_made() {
         status, 409,
         "an expired approval cannot be approved: {body}"
     );
+    assert_admin_error(
+        &body,
+        "is already Expired; only pending approvals can be decided",
+    );
     assert_eq!(
         harness.simulator.tool_calls("subscribe_to_ticker_stream"),
         0
@@ -253,7 +294,7 @@ async fn after_the_hold_the_agent_repeats_the_call_and_an_approval_is_used_once(
         "other arguments are not covered: {}",
         other_arguments.text
     );
-    assert!(!other_arguments.message().contains(id));
+    assert_waits_for_another_approval(&other_arguments, id);
 
     let retried = client
         .call_tool("subscribe_to_trade_stream", btc.clone())
@@ -263,7 +304,7 @@ async fn after_the_hold_the_agent_repeats_the_call_and_an_approval_is_used_once(
 
     let once_more = client.call_tool("subscribe_to_trade_stream", btc).await;
     assert!(once_more.is_tool_error(), "single use: {}", once_more.text);
-    assert!(!once_more.message().contains(id));
+    assert_waits_for_another_approval(&once_more, id);
     assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 1);
 }
 
@@ -276,10 +317,7 @@ async fn an_approval_covers_the_same_agent_only() {
     first
         .call_tool("subscribe_to_trade_stream", args.clone())
         .await;
-    let id = Admin::of(&harness).list().await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = Admin::of(&harness).first_id().await;
     Admin::of(&harness).decide(&id, "approve", None).await;
     let other = second
         .call_tool("subscribe_to_trade_stream", args.clone())
@@ -289,6 +327,7 @@ async fn an_approval_covers_the_same_agent_only() {
         "another anonymous session is another caller: {}",
         other.text
     );
+    assert_waits_for_another_approval(&other, &id);
     let own = first.call_tool("subscribe_to_trade_stream", args).await;
     assert!(!own.is_tool_error(), "{}", own.text);
 }
@@ -296,19 +335,11 @@ async fn an_approval_covers_the_same_agent_only() {
 #[tokio::test]
 async fn a_stream_client_is_held_on_an_sse_stream_and_gets_the_answer_on_it() {
     let harness = start_with(setup(Duration::from_secs(30))).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let mut changes = harness.gateway.approvals.subscribe();
     let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
         "params": {"name": "subscribe_to_trade_stream", "arguments": {"symbol": "ETHUSDT"}}});
-    let response = client
-        .http
-        .post(&client.url)
-        .headers(client.headers())
-        .body(call.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = post_unread(&client, &call).await;
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -341,14 +372,7 @@ async fn elicitation_asks_the_clients_user_on_the_held_stream() {
 
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "subscribe_to_kline_stream", "arguments": {"symbol": "BTCUSDT", "interval": "1h"}}});
-    let response = client
-        .http
-        .post(&client.url)
-        .headers(client.headers())
-        .body(call.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = post_unread(&client, &call).await;
     let mut stream = SseReader::new(response);
     let question = stream.next_message().await.unwrap();
     assert_eq!(question["method"], "elicitation/create");
@@ -358,16 +382,12 @@ async fn elicitation_asks_the_clients_user_on_the_held_stream() {
         .unwrap()
         .contains("subscribe_to_kline_stream"));
 
-    let mut stranger = harness.client();
-    stranger.initialize().await;
+    let stranger = harness.client().initialized().await;
     let forged = stranger
         .post(&json!({"jsonrpc": "2.0", "id": question_id, "result": {"action": "accept", "content": {"approve": true}}}))
         .await;
-    assert_eq!(
-        forged.status, 400,
-        "another session cannot answer: {}",
-        forged.text
-    );
+    // Another session cannot answer.
+    forged.assert_error(400, -32600, "matches no approval question");
 
     let answered = client
         .post(&json!({"jsonrpc": "2.0", "id": question_id, "result": {"action": "accept", "content": {"approve": true}}}))
@@ -441,6 +461,7 @@ async fn the_admin_api_requires_the_token_and_lists_pending_first() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+    assert_admin_error(&anonymous.json().await.unwrap(), "--admin-token");
     let wrong = admin
         .http
         .get(format!("{}/admin/approvals", harness.base))
@@ -449,12 +470,15 @@ async fn the_admin_api_requires_the_token_and_lists_pending_first() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
-    let (status, _) = admin.decide("apr_0000000000000000", "approve", None).await;
+    assert_admin_error(&wrong.json().await.unwrap(), "--admin-token");
+    let (status, body) = admin.decide("apr_0000000000000000", "approve", None).await;
     assert_eq!(status, 404);
-    let (status, _) = admin
+    assert_admin_error(&body, "no approval apr_0000000000000000");
+    let (status, body) = admin
         .decide(listed[1]["id"].as_str().unwrap(), "approve", None)
         .await;
     assert_eq!(status, 409, "a decided approval stays decided");
+    assert_admin_error(&body, "is already Rejected");
     let page = reqwest::get(format!("{}/admin", harness.base))
         .await
         .unwrap();
@@ -467,8 +491,7 @@ async fn without_an_admin_token_there_is_no_admin_api() {
     let harness = start_with(Setup {
         approvals: ApprovalConfig {
             admin_token: None,
-            hold: Duration::from_millis(50),
-            ..ApprovalConfig::default()
+            ..approvals(Duration::from_millis(50))
         },
         ..setup(Duration::from_millis(50))
     })
@@ -519,11 +542,9 @@ async fn each_new_approval_is_posted_to_the_webhook_signed() {
 
     let harness = start_with(Setup {
         approvals: ApprovalConfig {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            hold: Duration::from_millis(50),
             webhook: Some(hook_url.parse().unwrap()),
             webhook_secret: Some("hook-secret".into()),
-            ..ApprovalConfig::default()
+            ..approvals(Duration::from_millis(50))
         },
         ..setup(Duration::from_millis(50))
     })
@@ -570,11 +591,7 @@ async fn the_cli_lists_approves_and_rejects() {
 
     let listed = mcpgate_approvals(&harness, &["list"], ADMIN_TOKEN).await;
     let table = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
+    assert_exited_ok(&listed, "mcpgate approvals list");
     assert!(
         table.contains(&pending.id) && table.contains("pending") && table.contains("BTCUSDT"),
         "{table}"
@@ -585,11 +602,7 @@ async fn the_cli_lists_approves_and_rejects() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
 
     let approved = mcpgate_approvals(&harness, &["approve", &pending.id], ADMIN_TOKEN).await;
-    assert!(
-        approved.status.success(),
-        "{}",
-        String::from_utf8_lossy(&approved.stderr)
-    );
+    assert_exited_ok(&approved, "mcpgate approvals approve");
     assert!(!call.await.unwrap().is_tool_error());
 
     let (second, pending) = hold_call(
@@ -605,11 +618,7 @@ async fn the_cli_lists_approves_and_rejects() {
         ADMIN_TOKEN,
     )
     .await;
-    assert!(
-        rejected.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rejected.stderr)
-    );
+    assert_exited_ok(&rejected, "mcpgate approvals reject");
     assert!(second
         .await
         .unwrap()
@@ -621,27 +630,17 @@ async fn the_cli_lists_approves_and_rejects() {
 async fn a_held_stream_sends_progress_to_a_client_that_asked_for_it() {
     let harness = start_with(Setup {
         approvals: ApprovalConfig {
-            admin_token: Some(ADMIN_TOKEN.into()),
-            hold: Duration::from_secs(30),
             progress_every: Duration::from_millis(20),
-            ..ApprovalConfig::default()
+            ..approvals(Duration::from_secs(30))
         },
         ..setup(Duration::from_secs(30))
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
         "name": "subscribe_to_trade_stream", "arguments": {"symbol": "BTCUSDT"},
         "_meta": {"progressToken": "wait-1"}}});
-    let response = client
-        .http
-        .post(&client.url)
-        .headers(client.headers())
-        .body(call.to_string())
-        .send()
-        .await
-        .unwrap();
+    let response = post_unread(&client, &call).await;
     let mut stream = SseReader::new(response);
     let mut steps = Vec::new();
     while steps.len() < 2 {
@@ -651,10 +650,7 @@ async fn a_held_stream_sends_progress_to_a_client_that_asked_for_it() {
         steps.push(note["params"]["progress"].as_u64().unwrap());
     }
     assert!(steps[1] > steps[0], "progress increases: {steps:?}");
-    let pending = Admin::of(&harness).list().await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pending = Admin::of(&harness).first_id().await;
     Admin::of(&harness).decide(&pending, "approve", None).await;
     loop {
         let message = stream.next_message().await.unwrap();

@@ -20,11 +20,7 @@ fn policy_check_accepts_the_shipped_policy() {
         .args(["policy", "check", &repo_file("policies/binance.json")])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exited_ok(&output, "mcpgate policy check");
     assert!(String::from_utf8_lossy(&output.stdout).contains("valid"));
 }
 
@@ -66,11 +62,7 @@ async fn policy_check_with_an_upstream_warns_about_uncovered_tools_and_stray_rul
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exited_ok(&output, "mcpgate policy check");
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains(r#"rule for tool "place_order", which the upstream does not have"#),
@@ -83,45 +75,32 @@ async fn policy_check_with_an_upstream_warns_about_uncovered_tools_and_stray_rul
     assert!(!text.contains(r#"upstream tool "get_price""#), "{text}");
 }
 
+/// `mcpgate policy explain` of a call to `tool` with `arguments` under the shipped policy.
+fn explain(tool: &str, arguments: &str) -> std::process::Output {
+    let policy = repo_file("policies/binance.json");
+    mcpgate()
+        .args(["policy", "explain", &policy, tool, arguments])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn policy_explain_prints_the_decision_and_the_rule() {
-    let policy = repo_file("policies/binance.json");
-    let allowed = mcpgate()
-        .args([
-            "policy",
-            "explain",
-            &policy,
-            "get_price",
-            r#"{"symbol":"BTCUSDT"}"#,
-        ])
-        .output()
-        .unwrap();
+    let allowed = explain("get_price", r#"{"symbol":"BTCUSDT"}"#);
     let text = String::from_utf8_lossy(&allowed.stdout);
     assert!(
         text.contains("allow") && text.contains("tools.get_price"),
         "{text}"
     );
 
-    let refused = mcpgate()
-        .args([
-            "policy",
-            "explain",
-            &policy,
-            "get_order_book",
-            r#"{"symbol":"BTCUSDT","depth":5000}"#,
-        ])
-        .output()
-        .unwrap();
+    let refused = explain("get_order_book", r#"{"symbol":"BTCUSDT","depth":5000}"#);
     let text = String::from_utf8_lossy(&refused.stdout);
     assert!(
         text.contains("tools.get_order_book") && text.contains("depth"),
         "{text}"
     );
 
-    let bad = mcpgate()
-        .args(["policy", "explain", &policy, "get_price", "[1]"])
-        .output()
-        .unwrap();
+    let bad = explain("get_price", "[1]");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("JSON object"));
 }

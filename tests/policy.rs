@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use binance_sim::SimulatorOptions;
+use common::upstream::{self, FakeUpstream};
 use common::*;
 use serde_json::{json, Value};
 
@@ -25,11 +25,18 @@ const POLICY: &str = r#"{
   "methods": { "resources/list": { "action": "deny", "reason": "no resources here" } }
 }"#;
 
+/// The tools POLICY lets an agent see, sorted.
+const SHOWN: [&str; 4] = [
+    "cleanup_all_streams",
+    "get_all_24hr_tickers",
+    "get_order_book",
+    "get_price",
+];
+
 #[tokio::test]
 async fn allowed_calls_reach_the_upstream() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
@@ -40,8 +47,7 @@ async fn allowed_calls_reach_the_upstream() {
 #[tokio::test]
 async fn a_denied_call_is_an_error_result_with_the_reason_and_never_reaches_the_upstream() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client
         .call_tool("get_all_trading_day_tickers", json!({}))
         .await;
@@ -61,8 +67,7 @@ async fn a_denied_call_is_an_error_result_with_the_reason_and_never_reaches_the_
 #[tokio::test]
 async fn a_tool_without_a_rule_is_unknown_under_default_deny() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.call_tool("get_exchange_info", json!({})).await;
     assert_eq!(answer.body["error"]["code"], -32602);
     assert_eq!(answer.message(), "Unknown tool: get_exchange_info");
@@ -72,8 +77,7 @@ async fn a_tool_without_a_rule_is_unknown_under_default_deny() {
 #[tokio::test]
 async fn names_match_exactly_so_variants_fall_to_the_default() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     for variant in [
         "Get_Price",
         "get_price ",
@@ -105,8 +109,7 @@ async fn names_match_exactly_so_variants_fall_to_the_default() {
 #[tokio::test]
 async fn a_denied_method_is_a_json_rpc_error_with_the_reason() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.request("resources/list", json!({})).await;
     assert_eq!(answer.body["error"]["code"], -32003);
     assert!(
@@ -125,8 +128,7 @@ async fn a_denied_method_is_a_json_rpc_error_with_the_reason() {
 #[tokio::test]
 async fn arguments_that_miss_the_rule_schema_are_denied_naming_what_failed() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let ok = client
         .call_tool("get_order_book", json!({"symbol": "BTCUSDT", "depth": 50}))
         .await;
@@ -150,19 +152,10 @@ async fn arguments_that_miss_the_rule_schema_are_denied_naming_what_failed() {
 #[tokio::test]
 async fn tools_list_shows_only_what_the_agent_may_call() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let mut names = client.tool_names().await;
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "cleanup_all_streams",
-            "get_all_24hr_tickers",
-            "get_order_book",
-            "get_price"
-        ]
-    );
+    assert_eq!(names, SHOWN);
     let hidden = client.call_tool("get_server_time", json!({})).await;
     assert_eq!(hidden.message(), "Unknown tool: get_server_time");
 }
@@ -179,42 +172,17 @@ async fn every_page_of_tools_list_is_filtered() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
-    let mut seen = Vec::new();
-    let mut params = json!({});
-    for _ in 0..20 {
-        let page = client.request("tools/list", params).await;
-        let result = &page.body["result"];
-        seen.extend(
-            result["tools"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["name"].as_str().unwrap().to_owned()),
-        );
-        match result.get("nextCursor") {
-            Some(Value::String(cursor)) => params = json!({ "cursor": cursor }),
-            _ => break,
-        }
-    }
+    let mut client = harness.client().initialized().await;
+    // The simulator pages by 4; `tool_names` follows `nextCursor` to the last page.
+    let mut seen = client.tool_names().await;
     seen.sort();
-    assert_eq!(
-        seen,
-        [
-            "cleanup_all_streams",
-            "get_all_24hr_tickers",
-            "get_order_book",
-            "get_price"
-        ]
-    );
+    assert_eq!(seen, SHOWN);
 }
 
 #[tokio::test]
 async fn a_rate_limit_passes_max_calls_and_refuses_the_next_naming_the_retry() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     for _ in 0..2 {
         let ok = client.call_tool("get_all_24hr_tickers", json!({})).await;
         assert!(!ok.is_tool_error(), "{}", ok.text);
@@ -235,35 +203,23 @@ async fn a_rate_limit_passes_max_calls_and_refuses_the_next_naming_the_retry() {
 
 /// An upstream that fails tools/call with 503 while `failing` is set.
 async fn flaky_upstream(failing: Arc<AtomicBool>) -> String {
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let failing = failing.clone();
-            async move {
-                let message = body.0;
-                match message["method"].as_str() {
-                    Some("initialize") => (
-                        [("mcp-session-id", "flaky-1")],
-                        axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                            "protocolVersion": VERSION, "capabilities": {"tools": {}},
-                            "serverInfo": {"name": "flaky", "version": "1"}}})),
-                    )
-                        .into_response(),
-                    Some("tools/call") if failing.load(Ordering::SeqCst) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "overloaded").into_response()
-                    }
-                    Some("tools/call") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"],
-                        "result": {"content": [{"type": "text", "text": "ok"}]}}))
-                    .into_response(),
-                    _ => StatusCode::ACCEPTED.into_response(),
-                }
+    FakeUpstream::start(move |message| {
+        let failing = failing.clone();
+        async move {
+            match message["method"].as_str()? {
+                "tools/call" if failing.load(Ordering::SeqCst) => Some(upstream::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                )),
+                "tools/call" => Some(upstream::result(
+                    &message,
+                    json!({"content": [{"type": "text", "text": "ok"}]}),
+                )),
+                _ => None,
             }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -275,10 +231,9 @@ async fn quota_is_given_back_when_the_upstream_fails() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let failed = client.call_tool("act", json!({})).await;
-    assert_eq!(failed.status, 502, "{}", failed.text);
+    failed.assert_error(502, -32000, "upstream answered HTTP 503");
     failing.store(false, Ordering::SeqCst);
     let ok = client.call_tool("act", json!({})).await;
     assert_eq!(
@@ -298,8 +253,7 @@ async fn quota_is_given_back_when_the_upstream_fails() {
 #[tokio::test]
 async fn a_valid_policy_edit_applies_at_once_and_an_invalid_one_changes_nothing() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
 
     let denying = POLICY.replace(
         r#""get_price": {}"#,
@@ -346,8 +300,7 @@ async fn every_decision_is_audited_with_arguments_redacted() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
@@ -384,8 +337,7 @@ async fn audit_arguments_are_recorded_when_asked() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     client
         .call_tool("get_price", json!({"symbol": "ETHUSDT"}))
         .await;
@@ -399,33 +351,16 @@ async fn audit_arguments_are_recorded_when_asked() {
 
 /// An upstream that streams its tools/list answer under another id (a string for a number).
 async fn mislabelling_upstream() -> String {
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(|body: axum::Json<Value>| async move {
-            let message = body.0;
-            match message["method"].as_str() {
-                Some("initialize") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                    "protocolVersion": VERSION, "capabilities": {"tools": {}},
-                    "serverInfo": {"name": "mislabelling", "version": "1"}}}))
-                .into_response(),
-                Some("tools/list") => {
-                    let answer = json!({"jsonrpc": "2.0", "id": message["id"].to_string(), "result": {"tools": [
-                        {"name": "get_price", "inputSchema": {"type": "object"}},
-                        {"name": "withdraw_funds", "inputSchema": {"type": "object"}}]}});
-                    (
-                        [("content-type", "text/event-stream")],
-                        format!("event: message\ndata: {answer}\n\n"),
-                    )
-                        .into_response()
-                }
-                _ => StatusCode::ACCEPTED.into_response(),
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    FakeUpstream::start(|message| async move {
+        (message["method"] == "tools/list").then(|| {
+            upstream::sse(&[
+                json!({"jsonrpc": "2.0", "id": message["id"].to_string(), "result": {"tools": [
+                {"name": "get_price", "inputSchema": {"type": "object"}},
+                {"name": "withdraw_funds", "inputSchema": {"type": "object"}}]}}),
+            ])
+        })
+    })
+    .await
 }
 
 #[tokio::test]
@@ -436,8 +371,7 @@ async fn a_streamed_tools_list_is_filtered_even_under_another_id() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client.request("tools/list", json!({})).await;
     assert!(answer.text.contains("get_price"), "{}", answer.text);
     assert!(!answer.text.contains("withdraw_funds"), "{}", answer.text);

@@ -54,11 +54,7 @@ async fn run_client(sdk: Sdk, url: &str, scenario: &str) -> Value {
         .output()
         .await
         .expect("the client runs");
-    assert!(
-        output.status.success(),
-        "{sdk:?} client against {url} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_exited_ok(&output, &format!("{sdk:?} client against {url}"));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "{sdk:?} client printed no JSON ({e}): {}",
@@ -115,52 +111,52 @@ async fn same_through_gateway(sdk: Sdk, scenario: &str, upstream: Option<String>
     gated
 }
 
-#[tokio::test]
-async fn python_sdk_sees_the_simulator_unchanged() {
-    let seen = same_through_gateway(Sdk::Python, "binance", None).await;
+/// The `binance` scenario against the simulator: every tool listed, and progress on a long call.
+async fn sees_the_simulator_unchanged(sdk: Sdk) -> Value {
+    let seen = same_through_gateway(sdk, "binance", None).await;
     assert_eq!(seen["tools"].as_array().unwrap().len(), 29);
-    assert_eq!(
-        seen["protocol"], "2025-11-25",
-        "fell back from the server/discover probe to initialize"
-    );
     assert!(
         !seen["progress"].as_array().unwrap().is_empty(),
         "progress reached the client: {seen}"
+    );
+    seen
+}
+
+#[tokio::test]
+async fn python_sdk_sees_the_simulator_unchanged() {
+    let seen = sees_the_simulator_unchanged(Sdk::Python).await;
+    assert_eq!(
+        seen["protocol"], "2025-11-25",
+        "fell back from the server/discover probe to initialize"
     );
 }
 
 #[tokio::test]
 async fn typescript_sdk_sees_the_simulator_unchanged() {
-    let seen = same_through_gateway(Sdk::TypeScript, "binance", None).await;
-    assert_eq!(seen["tools"].as_array().unwrap().len(), 29);
+    sees_the_simulator_unchanged(Sdk::TypeScript).await;
+}
+
+/// The `everything` scenario against server-everything: three progress notifications and one
+/// elicitation, answered, reach `sdk`'s client through the gateway as they do directly.
+async fn progress_and_elicitation_round_trip(sdk: Sdk) {
+    let (_server, url) = start_everything().await;
+    let seen = same_through_gateway(sdk, "everything", Some(url)).await;
+    assert_eq!(seen["progress"].as_array().unwrap().len(), 3, "{seen}");
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
     assert!(
-        !seen["progress"].as_array().unwrap().is_empty(),
-        "progress reached the client: {seen}"
+        seen["elicitation"].to_string().contains("Ada Lovelace"),
+        "{seen}"
     );
 }
 
 #[tokio::test]
 async fn python_sdk_progress_and_elicitation_round_trip_through_the_gateway() {
-    let (_server, url) = start_everything().await;
-    let seen = same_through_gateway(Sdk::Python, "everything", Some(url)).await;
-    assert_eq!(seen["progress"].as_array().unwrap().len(), 3, "{seen}");
-    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
-    assert!(
-        seen["elicitation"].to_string().contains("Ada Lovelace"),
-        "{seen}"
-    );
+    progress_and_elicitation_round_trip(Sdk::Python).await;
 }
 
 #[tokio::test]
 async fn typescript_sdk_progress_and_elicitation_round_trip_through_the_gateway() {
-    let (_server, url) = start_everything().await;
-    let seen = same_through_gateway(Sdk::TypeScript, "everything", Some(url)).await;
-    assert_eq!(seen["progress"].as_array().unwrap().len(), 3, "{seen}");
-    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
-    assert!(
-        seen["elicitation"].to_string().contains("Ada Lovelace"),
-        "{seen}"
-    );
+    progress_and_elicitation_round_trip(Sdk::TypeScript).await;
 }
 
 #[tokio::test]
@@ -172,8 +168,7 @@ async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_ch
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     assert!(client.tool_names().await.contains(&"echo".to_string()));
     let stream = client
         .http

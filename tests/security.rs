@@ -5,8 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use common::upstream::{self, FakeUpstream};
 use common::*;
 use mcpgate::config::Limits;
 use reqwest::header::{HeaderValue, ORIGIN};
@@ -61,11 +60,18 @@ fn forwarded_calls(harness: &Harness) -> Vec<String> {
         .collect()
 }
 
+/// Posts `body` as it is and asserts it is refused with 400, `code`, and a message saying `says`.
+async fn assert_refused(client: &Client, body: &'static str, code: i64, says: &str) {
+    let answer = client.post_raw(client.headers(), body).await;
+    assert_eq!(answer.status, 400, "{body}");
+    assert_eq!(answer.body["error"]["code"], code, "{body}");
+    assert!(answer.message().contains(says), "{body}: {}", answer.text);
+}
+
 #[tokio::test]
 async fn duplicate_keys_in_method_name_or_params_are_invalid_requests_and_never_forwarded() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     for body in [
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","name":"get_all_trading_day_tickers","arguments":{}}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"get_all_trading_day_tickers"}}"#,
@@ -75,14 +81,7 @@ async fn duplicate_keys_in_method_name_or_params_are_invalid_requests_and_never_
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","Name":"get_all_trading_day_tickers","arguments":{}}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","arguments":{"symbol":"BTCUSDT","SYMBOL":"ETHUSDT"}}}"#,
     ] {
-        let answer = client.post_raw(client.headers(), body).await;
-        assert_eq!(answer.status, 400, "{body}");
-        assert_eq!(answer.body["error"]["code"], -32600, "{body}");
-        assert!(
-            answer.message().contains("duplicate key"),
-            "{}",
-            answer.text
-        );
+        assert_refused(&client, body, -32600, "duplicate key").await;
     }
     assert!(forwarded_calls(&harness).is_empty());
 }
@@ -90,8 +89,7 @@ async fn duplicate_keys_in_method_name_or_params_are_invalid_requests_and_never_
 #[tokio::test]
 async fn members_policy_reads_spelled_in_other_letter_case_are_refused_and_never_forwarded() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     for (body, code) in [
         (
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_price","Arguments":{"symbol":"ETHUSDT"}}}"#,
@@ -102,14 +100,7 @@ async fn members_policy_reads_spelled_in_other_letter_case_are_refused_and_never
             -32600,
         ),
     ] {
-        let answer = client.post_raw(client.headers(), body).await;
-        assert_eq!(answer.status, 400, "{body}");
-        assert_eq!(answer.body["error"]["code"], code, "{body}");
-        assert!(
-            answer.message().contains("case-sensitive"),
-            "{}",
-            answer.text
-        );
+        assert_refused(&client, body, code, "case-sensitive").await;
     }
     assert!(forwarded_calls(&harness).is_empty());
 }
@@ -117,8 +108,7 @@ async fn members_policy_reads_spelled_in_other_letter_case_are_refused_and_never
 #[tokio::test]
 async fn forwarded_messages_are_the_gateway_serialisation_of_what_it_evaluated() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     // Escapes and spacing that another parser could read differently are normalised away.
     let body = "{ \"jsonrpc\":\"2.0\", \"id\":7, \"method\":\"tools/call\",\n \"params\":{\"name\":\"get_\\u0070rice\",\"arguments\":{\"symbol\":\"BTCUSDT\"}} }";
     let answer = client.post_raw(client.headers(), body).await;
@@ -134,8 +124,7 @@ async fn forwarded_messages_are_the_gateway_serialisation_of_what_it_evaluated()
 #[tokio::test]
 async fn a_2025_03_26_batch_is_policed_element_by_element() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let mut headers = client.headers();
     headers.insert(
         "mcp-protocol-version",
@@ -158,6 +147,10 @@ async fn a_2025_03_26_batch_is_policed_element_by_element() {
     let by_id = |id: i64| answers.iter().find(|a| a["id"] == id).unwrap();
     assert_eq!(by_id(1)["result"]["isError"], false);
     assert_eq!(by_id(2)["result"]["isError"], true);
+    assert_eq!(
+        by_id(2)["result"]["content"][0]["text"],
+        "Denied by gateway policy (tools.get_all_trading_day_tickers): too heavy"
+    );
     assert_eq!(by_id(3)["error"]["code"], -32602);
     assert_eq!(forwarded_calls(&harness), ["get_price"]);
 }
@@ -165,8 +158,7 @@ async fn a_2025_03_26_batch_is_policed_element_by_element() {
 #[tokio::test]
 async fn method_name_variants_are_refused_and_never_forwarded() {
     let harness = start(r#"{"version": "1", "default": "allow", "tools": {"get_all_trading_day_tickers": {"action": "deny"}}}"#).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     for method in [
         "Tools/Call",
         "TOOLS/CALL",
@@ -177,8 +169,7 @@ async fn method_name_variants_are_refused_and_never_forwarded() {
         let answer = client
             .post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"name": "get_all_trading_day_tickers"}}))
             .await;
-        assert_eq!(answer.status, 400, "{method:?}: {}", answer.text);
-        assert_eq!(answer.body["error"]["code"], -32600, "{method:?}");
+        answer.assert_error(400, -32600, &format!("method {method:?}: method names are"));
     }
     let methods: Vec<Value> = harness
         .simulator
@@ -197,19 +188,13 @@ async fn method_name_variants_are_refused_and_never_forwarded() {
 #[tokio::test]
 async fn a_64_mib_body_is_refused_with_413_and_the_gateway_stays_up() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let padding = "x".repeat(64 * 1024 * 1024);
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"get_price","arguments":{{"symbol":"{padding}"}}}}}}"#
     );
     let answer = client.post_raw(client.headers(), body).await;
-    assert_eq!(answer.status, 413);
-    assert!(
-        answer.message().contains("--max-body-bytes"),
-        "{}",
-        answer.text
-    );
+    answer.assert_error(413, -32600, "--max-body-bytes");
     assert!(forwarded_calls(&harness).is_empty());
     let after = client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
@@ -220,18 +205,12 @@ async fn a_64_mib_body_is_refused_with_413_and_the_gateway_stays_up() {
 #[tokio::test]
 async fn a_foreign_origin_is_refused_before_anything_is_forwarded() {
     let harness = start(POLICY).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let mut headers = client.headers();
     headers.insert(ORIGIN, HeaderValue::from_static("https://attacker.example"));
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}});
     let answer = client.post_raw(headers, call.to_string()).await;
-    assert_eq!(answer.status, 403);
-    assert!(
-        answer.message().contains("--allowed-origin"),
-        "{}",
-        answer.text
-    );
+    answer.assert_error(403, -32600, "--allowed-origin");
     assert!(forwarded_calls(&harness).is_empty());
 }
 
@@ -241,15 +220,10 @@ async fn a_missing_key_is_401_when_auth_is_required() {
     let client = harness.client();
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let answer = client.post(&init).await;
-    assert_eq!(answer.status, 401);
+    answer.assert_error(401, -32004, "send Authorization: Bearer");
     assert_eq!(
         answer.headers["www-authenticate"],
         r#"Bearer realm="mcpgate""#
-    );
-    assert!(
-        answer.message().contains("Authorization: Bearer"),
-        "{}",
-        answer.text
     );
     assert_eq!(
         harness.simulator.session_count(),
@@ -264,20 +238,14 @@ async fn an_unknown_key_is_401_even_when_auth_is_optional() {
     let client = harness.client().with_key("k-guessed");
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let answer = client.post(&init).await;
-    assert_eq!(answer.status, 401);
-    assert!(
-        answer.message().contains("not recognised"),
-        "{}",
-        answer.text
-    );
+    answer.assert_error(401, -32004, "not recognised");
     assert_eq!(harness.simulator.session_count(), 0);
 }
 
 #[tokio::test]
 async fn a_stolen_session_id_is_unknown_to_any_other_caller() {
     let harness = with_agents(false).await;
-    let mut owner = harness.client().with_key(RESEARCH_KEY);
-    owner.initialize().await;
+    let mut owner = harness.client().with_key(RESEARCH_KEY).initialized().await;
     let stolen = owner.session.clone();
 
     let mut thief = harness.client().with_key(TRADER_KEY);
@@ -285,14 +253,14 @@ async fn a_stolen_session_id_is_unknown_to_any_other_caller() {
     let answer = thief
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
-    assert_eq!(answer.status, 404, "{}", answer.text);
+    answer.assert_error(404, -32001, "session not found");
 
     let mut anonymous = harness.client();
     anonymous.session = stolen;
     let answer = anonymous
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
-    assert_eq!(answer.status, 404, "{}", answer.text);
+    answer.assert_error(404, -32001, "session not found");
     assert!(forwarded_calls(&harness).is_empty());
 
     let ok = owner
@@ -308,10 +276,8 @@ async fn a_stolen_session_id_is_unknown_to_any_other_caller() {
 #[tokio::test]
 async fn agent_sections_refine_the_rules_and_the_audit_names_the_agent() {
     let harness = with_agents(false).await;
-    let mut research = harness.client().with_key(RESEARCH_KEY);
-    research.initialize().await;
-    let mut trader = harness.client().with_key(TRADER_KEY);
-    trader.initialize().await;
+    let mut research = harness.client().with_key(RESEARCH_KEY).initialized().await;
+    let mut trader = harness.client().with_key(TRADER_KEY).initialized().await;
 
     let allowed = research.call_tool("get_exchange_info", json!({})).await;
     assert!(!allowed.is_tool_error(), "{}", allowed.text);
@@ -342,13 +308,11 @@ async fn agent_sections_refine_the_rules_and_the_audit_names_the_agent() {
 #[tokio::test]
 async fn an_agent_cannot_reset_its_rate_limit_by_opening_a_new_session() {
     let harness = with_agents(false).await;
-    let mut first = harness.client().with_key(TRADER_KEY);
-    first.initialize().await;
+    let mut first = harness.client().with_key(TRADER_KEY).initialized().await;
     let ok = first.call_tool("get_server_time", json!({})).await;
     assert!(!ok.is_tool_error(), "{}", ok.text);
 
-    let mut second = harness.client().with_key(TRADER_KEY);
-    second.initialize().await;
+    let mut second = harness.client().with_key(TRADER_KEY).initialized().await;
     let limited = second.call_tool("get_server_time", json!({})).await;
     assert!(
         limited.message().starts_with("Rate limited"),
@@ -356,8 +320,7 @@ async fn an_agent_cannot_reset_its_rate_limit_by_opening_a_new_session() {
         limited.text
     );
 
-    let mut other_agent = harness.client().with_key(RESEARCH_KEY);
-    other_agent.initialize().await;
+    let mut other_agent = harness.client().with_key(RESEARCH_KEY).initialized().await;
     let theirs = other_agent.call_tool("get_server_time", json!({})).await;
     assert!(
         !theirs.is_tool_error(),
@@ -375,30 +338,19 @@ async fn holding_upstream() -> (
     let (arrived_tx, arrived) = tokio::sync::mpsc::channel::<()>(8);
     let (release, release_rx) = tokio::sync::mpsc::channel::<()>(8);
     let release_rx = std::sync::Arc::new(tokio::sync::Mutex::new(release_rx));
-    let app = axum::Router::new().route(
-        "/mcp",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let arrived_tx = arrived_tx.clone();
-            let release_rx = release_rx.clone();
-            async move {
-                let message = body.0;
-                match message["method"].as_str() {
-                    Some("initialize") => axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {
-                        "protocolVersion": VERSION, "capabilities": {"tools": {}}, "serverInfo": {"name": "holding", "version": "1"}}}))
-                    .into_response(),
-                    Some("tools/call") => {
-                        arrived_tx.send(()).await.unwrap();
-                        release_rx.lock().await.recv().await;
-                        axum::Json(json!({"jsonrpc": "2.0", "id": message["id"], "result": {"content": []}})).into_response()
-                    }
-                    _ => StatusCode::ACCEPTED.into_response(),
-                }
+    let url = FakeUpstream::start(move |message| {
+        let arrived_tx = arrived_tx.clone();
+        let release_rx = release_rx.clone();
+        async move {
+            if message["method"] != "tools/call" {
+                return None;
             }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+            arrived_tx.send(()).await.unwrap();
+            release_rx.lock().await.recv().await;
+            Some(upstream::result(&message, json!({"content": []})))
+        }
+    })
+    .await;
     (url, arrived, release)
 }
 
@@ -415,8 +367,7 @@ async fn an_agent_past_its_in_flight_limit_gets_429() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let session = client.session.clone();
     let url = harness.url.clone();
     let held = tokio::spawn(async move {
@@ -426,12 +377,7 @@ async fn an_agent_past_its_in_flight_limit_gets_429() {
     });
     arrived.recv().await.unwrap();
     let refused = client.call_tool("slow", json!({})).await;
-    assert_eq!(refused.status, 429, "{}", refused.text);
-    assert!(
-        refused.message().contains("--max-in-flight-per-agent"),
-        "{}",
-        refused.text
-    );
+    refused.assert_error(429, -32005, "--max-in-flight-per-agent");
     release.send(()).await.unwrap();
     assert_eq!(held.await.unwrap(), 200);
 }
@@ -456,8 +402,9 @@ async fn oversized_headers_get_431() {
     assert_eq!(response.status(), 431);
 }
 
-/// A gateway that gives clients 200 ms to send a request, and a raw connection to it.
-async fn connect_with_short_read_timeout() -> (Harness, tokio::net::TcpStream) {
+/// Sends `request` raw to a gateway that gives clients 200 ms to send one, and reads what it
+/// answers until it closes the connection; `None` if the connection is still open after 10 s.
+async fn send_to_a_short_read_timeout(request: &[u8]) -> Option<Vec<u8>> {
     let harness = start_with(Setup {
         limits: Limits {
             request_read_timeout: Duration::from_millis(200),
@@ -467,38 +414,40 @@ async fn connect_with_short_read_timeout() -> (Harness, tokio::net::TcpStream) {
     })
     .await;
     let addr = harness.base.trim_start_matches("http://");
-    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    (harness, socket)
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut buffer = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
+    closed.is_ok().then_some(buffer)
 }
 
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off() {
-    let (_harness, mut socket) = connect_with_short_read_timeout().await;
-    socket
-        .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: app")
-        .await
-        .unwrap();
-    let mut buffer = Vec::new();
     let closed =
-        tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut buffer)).await;
+        send_to_a_short_read_timeout(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: app").await;
     assert!(
-        closed.is_ok(),
+        closed.is_some(),
         "the gateway closed the connection of a client that never finished its headers"
     );
 }
 
 #[tokio::test]
 async fn a_body_that_never_arrives_gets_408() {
-    let (_harness, mut socket) = connect_with_short_read_timeout().await;
-    socket
-        .write_all(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{\"json")
+    // The gateway answers and closes: the rest of this request would never be read.
+    let buffer = send_to_a_short_read_timeout(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: 100\r\n\r\n{\"json")
         .await
-        .unwrap();
-    let mut buffer = vec![0u8; 4096];
-    let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buffer))
-        .await
-        .unwrap()
-        .unwrap();
-    let head = String::from_utf8_lossy(&buffer[..read]);
+        .expect("the gateway closed the connection");
+    let response = String::from_utf8_lossy(&buffer);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--request-read-timeout-secs"),
+        "{body}"
+    );
 }

@@ -43,11 +43,8 @@ async fn a_whole_session_initialize_list_call_end() {
     let after = client
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
-    assert_eq!(
-        after.status, 404,
-        "an ended session is unknown: {}",
-        after.text
-    );
+    // An ended session is unknown.
+    after.assert_error(404, -32001, "session not found");
     assert_eq!(
         harness.simulator.session_count(),
         0,
@@ -58,8 +55,7 @@ async fn a_whole_session_initialize_list_call_end() {
 #[tokio::test]
 async fn the_gateway_issues_its_own_session_ids() {
     let harness = start(ALLOW_ALL).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let ours = client.session.clone().unwrap();
     assert_eq!(ours.len(), 32);
     let upstream_ids: Vec<String> = harness
@@ -82,26 +78,18 @@ async fn a_request_without_a_session_is_400_and_an_unknown_session_404() {
     let harness = start(ALLOW_ALL).await;
     let mut client = harness.client();
     let missing = client.request("tools/list", json!({})).await;
-    assert_eq!(missing.status, 400);
-    assert_eq!(missing.body["error"]["code"], -32600);
-    assert!(missing.message().contains("initialize"), "{}", missing.text);
+    missing.assert_error(400, -32600, "send initialize first");
 
     client.session = Some("0123456789abcdef0123456789abcdef".into());
     let unknown = client.request("tools/list", json!({})).await;
-    assert_eq!(unknown.status, 404);
-    assert!(
-        unknown.message().contains("session not found"),
-        "{}",
-        unknown.text
-    );
+    unknown.assert_error(404, -32001, "session not found");
     assert_eq!(harness.simulator.tool_calls("get_price"), 0);
 }
 
 #[tokio::test]
 async fn notifications_and_responses_get_202() {
     let harness = start(ALLOW_ALL).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let note = client
         .post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}))
         .await;
@@ -115,20 +103,17 @@ async fn notifications_and_responses_get_202() {
 #[tokio::test]
 async fn malformed_json_is_a_400_parse_error_and_non_json_rpc_a_400_invalid_request() {
     let harness = start(ALLOW_ALL).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let broken = client
         .post_raw(client.headers(), "{\"jsonrpc\": \"2.0\", ")
         .await;
-    assert_eq!(broken.status, 400);
-    assert_eq!(broken.body["error"]["code"], -32700);
+    broken.assert_error(400, -32700, "parse error");
     assert_eq!(broken.body["id"], serde_json::Value::Null);
 
     let not_rpc = client
         .post_raw(client.headers(), r#"{"hello": "world"}"#)
         .await;
-    assert_eq!(not_rpc.status, 400);
-    assert_eq!(not_rpc.body["error"]["code"], -32600);
+    not_rpc.assert_error(400, -32600, "invalid request");
 }
 
 #[tokio::test]
@@ -140,17 +125,12 @@ async fn wrong_content_type_is_415_and_unacceptable_accept_406() {
     let mut headers = client.headers();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     let answer = client.post_raw(headers, init.clone()).await;
-    assert_eq!(answer.status, 415);
-    assert!(
-        answer.message().contains("application/json"),
-        "{}",
-        answer.text
-    );
+    answer.assert_error(415, -32600, "Content-Type must be application/json");
 
     let mut headers = client.headers();
     headers.insert(ACCEPT, HeaderValue::from_static("text/html"));
     let answer = client.post_raw(headers, init).await;
-    assert_eq!(answer.status, 406);
+    answer.assert_error(406, -32600, "Accept must allow");
     assert_eq!(
         harness.simulator.session_count(),
         0,
@@ -165,8 +145,7 @@ async fn a_foreign_origin_is_403_and_loopback_or_listed_origins_pass() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let list = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}).to_string();
     for (origin, status) in [
         ("http://evil.example", 403),
@@ -178,14 +157,16 @@ async fn a_foreign_origin_is_403_and_loopback_or_listed_origins_pass() {
         headers.insert(ORIGIN, HeaderValue::from_static(origin));
         let answer = client.post_raw(headers, list.clone()).await;
         assert_eq!(answer.status, status, "{origin}: {}", answer.text);
+        if status == 403 {
+            answer.assert_error(403, -32600, "--allowed-origin");
+        }
     }
 }
 
 #[tokio::test]
 async fn get_is_405_when_the_upstream_offers_no_stream() {
     let harness = start(ALLOW_ALL).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let response = client
         .http
         .get(&harness.url)
@@ -194,8 +175,9 @@ async fn get_is_405_when_the_upstream_offers_no_stream() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 405);
-    assert_eq!(response.headers()["allow"], "POST, DELETE");
+    let answer = Answer::read(response).await;
+    answer.assert_error(405, -32600, "no server-to-client stream for GET");
+    assert_eq!(answer.headers["allow"], "POST, DELETE");
 }
 
 #[tokio::test]
@@ -213,8 +195,11 @@ async fn an_unsupported_protocol_version_is_400_naming_the_supported_ones() {
             json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string(),
         )
         .await;
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.body["error"]["code"], -32022);
+    answer.assert_error(
+        400,
+        -32022,
+        "unsupported MCP-Protocol-Version \"1999-01-01\"",
+    );
     assert_eq!(
         answer.body["error"]["data"]["supported"],
         json!(["2025-03-26", "2025-06-18", "2025-11-25"])
@@ -234,9 +219,12 @@ async fn a_server_discover_probe_is_told_to_use_initialize() {
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": {}}}});
     let answer = client.post_raw(headers, probe.to_string()).await;
-    assert_eq!(answer.status, 400);
+    answer.assert_error(
+        400,
+        -32022,
+        "unsupported MCP-Protocol-Version \"2026-07-28\"",
+    );
     assert_eq!(answer.body["id"], 1);
-    assert_eq!(answer.body["error"]["code"], -32022);
     assert_eq!(answer.body["error"]["data"]["requested"], "2026-07-28");
 }
 
@@ -251,8 +239,7 @@ async fn a_json_only_client_gets_a_streamed_answer_as_one_json_body() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client().json_only();
-    client.initialize().await;
+    let mut client = harness.client().json_only().initialized().await;
     let answer = client
         .request(
             "tools/call",
@@ -275,8 +262,7 @@ async fn progress_notifications_are_relayed_before_the_answer() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let mut client = harness.client().initialized().await;
     let answer = client
         .request("tools/call", json!({"name": "get_all_24hr_tickers", "arguments": {}, "_meta": {"progressToken": "p1"}}))
         .await;
@@ -308,13 +294,12 @@ async fn an_upstream_that_refuses_connections_gets_a_clear_502() {
     .await;
     let mut client = harness.client();
     let answer = client.request("initialize", json!({"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})).await;
-    assert_eq!(answer.status, 502);
-    assert_eq!(answer.body["error"]["code"], -32000);
-    assert!(answer.message().contains(&url), "{}", answer.text);
+    answer.assert_error(502, -32000, &url);
     let ready = reqwest::get(format!("{}/readyz", harness.base))
         .await
         .unwrap();
     assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap().contains("does not answer"));
     let healthy = reqwest::get(format!("{}/healthz", harness.base))
         .await
         .unwrap();
@@ -343,12 +328,7 @@ async fn an_upstream_that_never_answers_gets_a_504_within_the_timeout() {
     .await;
     let mut client = harness.client();
     let answer = client.request("initialize", json!({"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})).await;
-    assert_eq!(answer.status, 504);
-    assert!(
-        answer.message().contains("did not answer within"),
-        "{}",
-        answer.text
-    );
+    answer.assert_error(504, -32000, "did not answer within");
 }
 
 #[tokio::test]
@@ -370,24 +350,21 @@ async fn an_oversized_body_is_413_and_never_forwarded() {
         ..Setup::default()
     })
     .await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
         "params": {"name": "get_price", "arguments": {"symbol": "X".repeat(4096)}}});
     let answer = client.post(&big).await;
-    assert_eq!(answer.status, 413);
+    answer.assert_error(413, -32600, "--max-body-bytes");
     assert_eq!(harness.simulator.tool_calls("get_price"), 0);
 }
 
 #[tokio::test]
 async fn batches_are_refused_after_2025_03_26() {
     let harness = start(ALLOW_ALL).await;
-    let mut client = harness.client();
-    client.initialize().await;
+    let client = harness.client().initialized().await;
     let batch = json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]);
     let answer = client.post(&batch).await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.message().contains("batches"), "{}", answer.text);
+    answer.assert_error(400, -32600, "batches");
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 /// A policy that allows everything: for tests about the transport, not the rules.
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
 
+pub mod upstream;
+
 pub struct Harness {
     pub url: String,
     pub base: String,
@@ -257,6 +259,12 @@ impl Client {
         answer.body
     }
 
+    /// This client, once it has initialized a session.
+    pub async fn initialized(mut self) -> Self {
+        self.initialize().await;
+        self
+    }
+
     pub async fn request(&mut self, method: &str, params: Value) -> Answer {
         self.next_id += 1;
         self.post(
@@ -270,14 +278,24 @@ impl Client {
             .await
     }
 
+    /// Every tool name tools/list shows, following `nextCursor` from page to page.
     pub async fn tool_names(&mut self) -> Vec<String> {
-        let answer = self.request("tools/list", json!({})).await;
-        answer.body["result"]["tools"]
-            .as_array()
-            .unwrap_or_else(|| panic!("tools/list answered {}", answer.text))
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
+        let mut names = Vec::new();
+        let mut params = json!({});
+        for _page in 0..100 {
+            let answer = self.request("tools/list", params).await;
+            let Some(tools) = answer.body["result"]["tools"].as_array() else {
+                panic!("tools/list answered {}", answer.text);
+            };
+            for tool in tools {
+                names.push(tool["name"].as_str().unwrap().to_owned());
+            }
+            match answer.body["result"]["nextCursor"].as_str() {
+                Some(cursor) => params = json!({ "cursor": cursor }),
+                None => return names,
+            }
+        }
+        panic!("tools/list was still paging after 100 pages");
     }
 }
 
@@ -315,6 +333,15 @@ impl Answer {
 
     pub fn is_tool_error(&self) -> bool {
         self.body["result"]["isError"] == json!(true)
+    }
+
+    /// Asserts which error this is: the HTTP status, the JSON-RPC error code, and a recognisable
+    /// part of the message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: i64, says: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.body["error"]["code"], code, "{}", self.text);
+        assert!(self.message().contains(says), "not {says:?}: {}", self.text);
     }
 }
 
@@ -369,4 +396,15 @@ impl SseReader {
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+}
+
+/// Asserts that a child process (`what`) exited 0, showing its stderr when it did not.
+#[track_caller]
+pub fn assert_exited_ok(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
