@@ -53,11 +53,13 @@ pub async fn serve(
     let limits = &gateway.config.limits;
     let listener = listener.into_std()?;
     let mut finished = Vec::new();
+    // One dispatch, cloned: what the routes share (e.g. the legacy streams) is shared by all.
+    let dispatch = transport::Dispatch::gateway(gateway.clone(), beside_mcp);
     for index in 0..gateway.config.workers.get() {
         finished.push(start_worker(
             index,
             listener.try_clone()?,
-            transport::Dispatch::gateway(gateway.clone(), beside_mcp.clone()),
+            dispatch.clone(),
             limits.clone(),
             stopping.clone(),
         )?);

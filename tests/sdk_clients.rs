@@ -230,3 +230,34 @@ async fn python_sdk_user_approves_a_held_call_through_elicitation() {
     assert_eq!(seen["subscribe"]["isError"], false, "{seen}");
     assert_eq!(harness.simulator.tool_calls("subscribe_to_kline_stream"), 1);
 }
+
+#[tokio::test]
+async fn python_sdk_legacy_sse_client_sees_what_a_streamable_http_client_sees() {
+    let harness = start(
+        r#"{"version": "1", "default": "allow", "tools": {"get_order_book": {"arguments":
+            {"type": "object", "properties": {"depth": {"type": "integer", "maximum": 3}}}}}}"#,
+    )
+    .await;
+    let legacy = run_client(Sdk::Python, &format!("{}/sse", harness.base), "binance").await;
+    let streamable = run_client(Sdk::Python, &harness.url, "binance").await;
+    assert_eq!(
+        legacy, streamable,
+        "the transport changed what the client saw"
+    );
+    assert_eq!(legacy["tools"].as_array().unwrap().len(), 29);
+    assert_eq!(legacy["price"]["isError"], false, "{legacy}");
+    assert_eq!(legacy["book"]["isError"], true, "{legacy}");
+    assert!(
+        legacy["book"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("arguments refused"),
+        "{legacy}"
+    );
+    assert!(
+        !legacy["progress"].as_array().unwrap().is_empty(),
+        "progress reached the legacy client: {legacy}"
+    );
+    assert_eq!(harness.simulator.tool_calls("get_order_book"), 0);
+    assert_eq!(harness.simulator.tool_calls("get_price"), 2);
+}

@@ -1,4 +1,5 @@
-//! The HTTP edge: MCP's streamable HTTP transport on `/mcp`, plus health and readiness probes.
+//! The HTTP edge: MCP's streamable HTTP transport on `/mcp`, the legacy HTTP+SSE transport on
+//! `/sse` (`legacy.rs`), plus health and readiness probes.
 //!
 //! Reads what HTTP carries (headers, bodies, sessions), hands each message to the exchange and
 //! renders its outcome (`render.rs`); it polices and forwards nothing itself.
@@ -6,6 +7,7 @@
 mod caller;
 pub mod error;
 mod headers;
+mod legacy;
 mod post;
 mod render;
 mod session_routes;
@@ -89,7 +91,13 @@ fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(gateway)
+        .with_state(gateway.clone())
+        .merge(
+            Router::new()
+                .route(legacy::SSE_PATH, get(legacy::open))
+                .route(legacy::MESSAGE_PATH, post(legacy::message))
+                .with_state(legacy::Streams::new(gateway)),
+        )
 }
 
 /// Ready while the upstream answers HTTP: an ingress stops routing to a replica that cannot

@@ -84,7 +84,11 @@ async fn accept(
     }
 }
 
-async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, GatewayError> {
+pub(super) async fn read_body(
+    body: Body,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, GatewayError> {
     tokio::time::timeout(within, collect(body, limit))
         .await
         .map_err(|_| GatewayError::BodyTimeout(within.as_secs()))?

@@ -1,6 +1,8 @@
 """Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
 
-Usage: python py_client.py URL binance|everything
+Usage: python py_client.py URL binance|everything|approval
+
+A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`).
 """
 
 import asyncio
@@ -9,6 +11,7 @@ import sys
 
 from mcp import types
 from mcp.client.client import Client
+from mcp.client.sse import sse_client
 
 
 async def main(url: str, scenario: str) -> None:
@@ -26,7 +29,8 @@ async def main(url: str, scenario: str) -> None:
         progress.append(value)
 
     out: dict = {}
-    async with Client(url, elicitation_callback=on_elicit) as client:
+    server = sse_client(url) if url.endswith("/sse") else url
+    async with Client(server, elicitation_callback=on_elicit) as client:
         out["protocol"] = client.protocol_version
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)

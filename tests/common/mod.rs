@@ -375,8 +375,15 @@ pub struct SseReader {
 
 impl SseReader {
     pub fn new(response: reqwest::Response) -> Self {
+        Self::from_stream(response.bytes_stream())
+    }
+
+    /// Reads on from a body whose first events were read some other way.
+    pub fn from_stream(
+        body: impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+    ) -> Self {
         Self {
-            body: Box::pin(response.bytes_stream()),
+            body: Box::pin(body),
             buffer: String::new(),
         }
     }
