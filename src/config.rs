@@ -36,6 +36,10 @@ pub struct ApprovalConfig {
     pub progress_every: Duration,
     pub webhook: Option<reqwest::Url>,
     pub webhook_secret: Option<String>,
+    /// Calls one agent (or one anonymous session) may have waiting for approval at once.
+    pub max_pending_per_agent: usize,
+    /// Largest call held for approval: its arguments and other params, as JSON text.
+    pub max_held_call_bytes: usize,
 }
 
 impl Default for ApprovalConfig {
@@ -47,6 +51,8 @@ impl Default for ApprovalConfig {
             progress_every: Duration::from_secs(5),
             webhook: None,
             webhook_secret: None,
+            max_pending_per_agent: 16,
+            max_held_call_bytes: 64 * 1024,
         }
     }
 }
@@ -64,6 +70,20 @@ pub struct Limits {
     pub session_idle: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// How anonymous callers are counted under rate limits of scope "agent".
+    pub anonymous_rate_limits: AnonymousLimits,
+}
+
+/// Anonymous callers have no name to count them by, and a new session is free: counted per
+/// session, an anonymous caller would reset its limits by initializing again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnonymousLimits {
+    /// All anonymous callers share one counter per rule.
+    #[default]
+    Shared,
+    /// One counter per rule and client IP address (the address that opened the session).
+    /// Behind a proxy every caller has the proxy's address: use `shared` or agent keys there.
+    PerAddress,
 }
 
 impl Default for Limits {
@@ -78,6 +98,7 @@ impl Default for Limits {
             session_idle: Duration::from_secs(30 * 60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            anonymous_rate_limits: AnonymousLimits::Shared,
         }
     }
 }
