@@ -523,15 +523,17 @@ async fn the_events_feed_reports_queue_changes() {
 }
 
 #[tokio::test]
-async fn each_new_approval_is_posted_to_the_webhook_signed() {
-    let (received, mut deliveries) = tokio::sync::mpsc::channel::<(String, bytes::Bytes)>(4);
+async fn each_new_approval_is_posted_to_the_webhook_signed_with_its_timestamp() {
+    let (received, mut deliveries) =
+        tokio::sync::mpsc::channel::<(String, String, bytes::Bytes)>(4);
     let hook = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
             let received = received.clone();
             async move {
                 let signature = headers["x-mcpgate-signature"].to_str().unwrap().to_owned();
-                received.send((signature, body)).await.unwrap();
+                let timestamp = headers["x-mcpgate-timestamp"].to_str().unwrap().to_owned();
+                received.send((signature, timestamp, body)).await.unwrap();
                 "ok"
             }
         }),
@@ -553,14 +555,24 @@ async fn each_new_approval_is_posted_to_the_webhook_signed() {
     client
         .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
         .await;
-    let (signature, body) = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
-        .await
+    let (signature, timestamp, body) =
+        tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    // What a receiver does: check the time is recent, then the signature over time and body.
+    let timestamp: u64 = timestamp.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .unwrap();
-    assert_eq!(
-        signature,
-        mcpgate::approval::webhook::sign("hook-secret", &body)
-    );
+        .as_secs();
+    assert!(now.abs_diff(timestamp) < 300, "{timestamp} vs {now}");
+    let mut signed = format!("{timestamp}.").into_bytes();
+    signed.extend_from_slice(&body);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"hook-secret").unwrap();
+    hmac::Mac::update(&mut mac, &signed);
+    let expected = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    assert_eq!(signature, format!("sha256={expected}"));
     let approval: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(approval["tool"], "subscribe_to_trade_stream");
     assert_eq!(approval["status"], "pending");
