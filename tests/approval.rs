@@ -852,3 +852,50 @@ async fn an_expired_approval_lets_go_of_the_held_call() {
     assert_eq!(listed[0]["arguments"], Value::Null);
     assert_eq!(listed[0]["arguments_json"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_reviewer_with_a_token_of_their_own_is_recorded_by_name() {
+    let harness = start_with(Setup {
+        approvals: ApprovalConfig {
+            reviewers: vec![mcpgate::config::Reviewer::from_spec(
+                "alice=alices-token-0123",
+            )],
+            ..approvals(Duration::from_secs(30))
+        },
+        ..setup(Duration::from_secs(30))
+    })
+    .await;
+    let client = session(&harness).await;
+    let (call, pending) = hold_call(
+        &harness,
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "BTCUSDT"}),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/approvals/{}/reject",
+            harness.base, pending.id
+        ))
+        .bearer_auth("alices-token-0123")
+        .body(r#"{"reason": "not now"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let decided: Value = response.json().await.unwrap();
+    assert_eq!(decided["decided_by"], "alice");
+    let answer = call.await.unwrap();
+    assert!(
+        answer.message().starts_with("Rejected by alice"),
+        "{}",
+        answer.text
+    );
+    let rejected = harness
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["decision"] == "rejected")
+        .unwrap();
+    assert_eq!(rejected["reviewer"], "alice");
+}

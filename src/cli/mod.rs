@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{AnonymousLimits, ApprovalConfig, GatewayConfig, Limits};
+use crate::config::{AnonymousLimits, ApprovalConfig, GatewayConfig, Limits, Reviewer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -115,9 +115,17 @@ pub struct GatewayOptions {
     /// anonymous (a presented key must still be known).
     #[arg(long, env = "MCPGATE_REQUIRE_AUTH")]
     pub require_auth: bool,
-    /// Bearer token for the admin API and page (/admin): the approval queue. No token, no admin API.
-    #[arg(long, env = "MCPGATE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// Bearer token for the admin API and page (/admin): the approval queue. No token, no admin
+    /// API. NAME=TOKEN gives a reviewer their own token, and their decisions are recorded under
+    /// NAME (1-64 of A-Z a-z 0-9 . _ @ -); a plain TOKEN is reviewer "admin". Repeatable;
+    /// comma-separated in the environment.
+    #[arg(
+        long = "admin-token",
+        env = "MCPGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub admin_tokens: Vec<String>,
     /// Serve /admin on this address instead of on --listen (e.g. an address only reviewers reach).
     #[arg(long, env = "MCPGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
@@ -207,7 +215,12 @@ impl GatewayOptions {
             require_auth: self.require_auth,
             workers,
             approvals: ApprovalConfig {
-                admin_token: self.admin_token.clone(),
+                admin_token: None,
+                reviewers: self
+                    .admin_tokens
+                    .iter()
+                    .map(|spec| Reviewer::from_spec(spec))
+                    .collect(),
                 admin_listen: self.admin_listen,
                 hold: Duration::from_secs(self.approval_hold),
                 progress_every: Duration::from_secs(self.approval_progress_secs.max(1)),
