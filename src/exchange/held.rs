@@ -80,7 +80,7 @@ pub(super) async fn hold(
         .request_admitted(&ask, started, pay, queued)
     {
         Ok(ticket) => ticket,
-        Err(refusal) => return refuse(gateway, session, &message, refusal, started),
+        Err(refusal) => return refuse(gateway, session, &message, *refusal, started),
     };
     match ticket {
         Ticket::Refused(not_queued) => {

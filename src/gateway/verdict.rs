@@ -213,7 +213,11 @@ impl Gateway {
     /// or uses an approval another call asked for takes nothing: that call paid.) Should the
     /// policy no longer hold the call, nothing is taken here; it is policed again before it is
     /// forwarded.
-    pub fn take_hold_limits(&self, session: &Session, message: &Message) -> Result<(), Refusal> {
+    pub fn take_hold_limits(
+        &self,
+        session: &Session,
+        message: &Message,
+    ) -> Result<(), Box<Refusal>> {
         let policy = self.policy.load();
         let call = Call {
             agent: session.agent.as_deref(),
@@ -225,7 +229,7 @@ impl Gateway {
             return Ok(());
         };
         match self.take_limits(session, message, rule, &limits) {
-            Verdict::Refuse(refusal) => Err(refusal),
+            Verdict::Refuse(refusal) => Err(Box::new(refusal)),
             _ => Ok(()),
         }
     }
