@@ -81,6 +81,7 @@ fn acquire(c: &mut Criterion) {
     let subject = Subject {
         agent: Some("research-bot".into()),
         session: "3f6c1a2e-session".into(),
+        address: None,
     };
     let mut group = c.benchmark_group("rate_limiter");
 

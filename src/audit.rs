@@ -6,11 +6,13 @@
 //! records for a writer thread to append in batches was tried: no less CPU per call, and a crash
 //! would lose the queue.)
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -57,6 +59,13 @@ pub enum AuditDecision {
     Approved,
     Rejected,
     Expired,
+    /// A call under an approval rule was not queued: its caller has too many calls waiting, or
+    /// the call is larger than a held call may be.
+    ApprovalLimited,
+    /// Refused at the edge (401): a key no agent has, or none where one is required.
+    Unauthorized,
+    /// Refused at the edge (404): an unknown or ended session, or another agent's.
+    UnknownSession,
 }
 
 impl AuditDecision {
@@ -75,6 +84,52 @@ impl AuditDecision {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Expired => "expired",
+            Self::ApprovalLimited => "approval_limited",
+            Self::Unauthorized => "unauthorized",
+            Self::UnknownSession => "unknown_session",
+        }
+    }
+}
+
+/// Records of one kind allowed a minute (a fixed window), and how many were left out since the
+/// last one allowed. The clock is handed in.
+#[derive(Debug)]
+pub struct RefusalBudget {
+    per_minute: u32,
+    state: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    started: Option<Instant>,
+    allowed: u32,
+    left_out: u64,
+}
+
+impl RefusalBudget {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            state: Mutex::default(),
+        }
+    }
+
+    /// `Some(left out before this one)` when one more may be recorded now.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut window = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let expired = window.started.is_none_or(|started| {
+            now.saturating_duration_since(started) >= Duration::from_secs(60)
+        });
+        if expired {
+            window.started = Some(now);
+            window.allowed = 0;
+        }
+        if window.allowed < self.per_minute {
+            window.allowed += 1;
+            Some(std::mem::take(&mut window.left_out))
+        } else {
+            window.left_out += 1;
+            None
         }
     }
 }
@@ -102,26 +157,68 @@ impl AuditLog {
 
     /// The record as one JSON line. Written by hand: the keys are constants, and this runs for
     /// every call (a derived `Serialize` cost about twice as much).
+    ///
+    /// Every field is capped ([`TEXT_CAP`], [`ARGUMENTS_CAP`]) and a cut one ends with a marker
+    /// saying how long it was, so what an agent sends cannot make a record of any size. And
+    /// every line survives any line splitter: besides the control characters JSON escapes
+    /// anyway, U+0085, U+2028 and U+2029 (line breaks to Python's `splitlines` and to some
+    /// JavaScript readers) are written as `\u` escapes too.
     fn encode(&self, record: &AuditRecord<'_>, line: &mut Vec<u8>) {
         let time = humantime::format_rfc3339_millis(SystemTime::now());
         let _ = write!(line, r#"{{"time":"{time}""#);
-        member(line, "agent", &record.agent);
-        member(line, "session", &record.session);
-        member(line, "method", record.method);
-        member(line, "tool", &record.tool);
-        member(line, "decision", record.decision.as_str());
-        member(line, "rule", &record.rule);
-        member(line, "reason", &record.reason);
+        text(line, "agent", record.agent);
+        text(line, "session", record.session);
+        text(line, "method", Some(record.method));
+        text(line, "tool", record.tool);
+        text(line, "decision", Some(record.decision.as_str()));
+        text(line, "rule", record.rule);
+        text(line, "reason", record.reason);
         member(line, "upstream_status", &record.upstream_status);
-        member(line, "approval", &record.approval);
-        member(line, "reviewer", &record.reviewer);
+        text(line, "approval", record.approval);
+        text(line, "reviewer", record.reviewer);
         let latency_ms = record
             .latency
             .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
         member(line, "latency_ms", &latency_ms);
-        let arguments = record.arguments.filter(|_| self.include_arguments);
-        member(line, "arguments", &arguments);
+        match record.arguments.filter(|_| self.include_arguments) {
+            Some(arguments) => self::arguments(line, arguments),
+            None => member(line, "arguments", &Value::Null),
+        }
         line.extend_from_slice(b"}\n");
+    }
+}
+
+/// The most bytes of one text field (names, ids, reasons) a record holds.
+pub const TEXT_CAP: usize = 4 * 1024;
+/// The most bytes of arguments (as JSON text) a record holds.
+pub const ARGUMENTS_CAP: usize = 64 * 1024;
+
+/// `text` cut to at most `cap` bytes (on a character boundary), with a marker saying so.
+fn capped(text: &str, cap: usize) -> Cow<'_, str> {
+    if text.len() <= cap {
+        return text.into();
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated: {} bytes]", &text[..end], text.len()).into()
+}
+
+fn text(line: &mut Vec<u8>, key: &str, value: Option<&str>) {
+    member(line, key, &value.map(|v| capped(v, TEXT_CAP)));
+}
+
+/// Arguments over the cap are written as their cut JSON text (a string), with the marker.
+fn arguments(line: &mut Vec<u8>, arguments: &Value) {
+    let mut encoded = Vec::new();
+    write_line_safe(&mut encoded, arguments);
+    if encoded.len() <= ARGUMENTS_CAP {
+        line.extend_from_slice(br#","arguments":"#);
+        line.extend_from_slice(&encoded);
+    } else {
+        let json = String::from_utf8_lossy(&encoded);
+        member(line, "arguments", &capped(&json, ARGUMENTS_CAP));
     }
 }
 
@@ -130,7 +227,34 @@ fn member<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, key: &str, value: &T
     line.push(b'"');
     line.extend_from_slice(key.as_bytes());
     line.extend_from_slice(b"\":");
-    serde_json::to_writer(&mut *line, value).expect("strings, numbers and JSON values serialise");
+    write_line_safe(line, value);
+}
+
+fn write_line_safe<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, value: &T) {
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *line, LineSafe);
+    value
+        .serialize(&mut serializer)
+        .expect("strings, numbers and JSON values serialise");
+}
+
+/// serde_json's compact output, with the characters some readers take for line breaks escaped.
+struct LineSafe;
+
+impl serde_json::ser::Formatter for LineSafe {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some(at) = rest.find(['\u{85}', '\u{2028}', '\u{2029}']) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            let c = rest[at..].chars().next().expect("a character starts here");
+            write!(writer, "\\u{:04x}", c as u32)?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -207,5 +331,93 @@ mod tests {
         assert_eq!(line["reason"], reason);
         assert_eq!(line["decision"], "deny");
         assert_eq!(line["tool"], "get_price\",\"decision\":\"allow");
+    }
+
+    #[test]
+    fn line_breaks_of_any_reader_are_escaped_so_every_splitter_sees_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let reason = "a\u{2028}b\u{2029}c\u{85}d\re\u{b}f\u{c}g\u{1c}h";
+        let mut denied = record(None);
+        denied.reason = Some(reason);
+        AuditLog::open(&path, false)
+            .unwrap()
+            .write(&denied)
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        // Python's str.splitlines: \n \r \v \f \x1c-\x1e \x85 \u2028 \u2029.
+        let breaks = [
+            '\r', '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}', '\u{2029}',
+        ];
+        assert!(!text.contains(breaks), "{text:?}");
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(text.contains(r"\u2028") && text.contains(r"\u2029") && text.contains(r"\u0085"));
+        let line: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(line["reason"], reason);
+    }
+
+    #[test]
+    fn every_field_is_capped_with_a_marker_saying_how_long_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let name = "n".repeat(1 << 20);
+        let reason = format!("Unknown tool: {name}");
+        let args = serde_json::json!({"blob": "é".repeat(1 << 19)});
+        let mut unknown = record(Some(&args));
+        unknown.decision = AuditDecision::UnknownTool;
+        unknown.tool = Some(&name);
+        unknown.reason = Some(&reason);
+        unknown.session = Some(&name);
+        AuditLog::open(&path, true)
+            .unwrap()
+            .write(&unknown)
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.len() < 3 * TEXT_CAP + ARGUMENTS_CAP + 1024,
+            "{} bytes",
+            text.len()
+        );
+        let line: Value = serde_json::from_str(&text).unwrap();
+        let tool = line["tool"].as_str().unwrap();
+        assert!(tool.starts_with("nnnn"));
+        assert!(tool.ends_with("…[truncated: 1048576 bytes]"));
+        assert!(line["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("…[truncated: 1048590 bytes]"));
+        let arguments = line["arguments"].as_str().unwrap();
+        assert!(arguments.starts_with(r#"{"blob":"éé"#));
+        assert!(arguments.ends_with("…[truncated: 1048587 bytes]"));
+        // Within the caps, arguments stay JSON.
+        let small = serde_json::json!({"symbol": "BTCUSDT"});
+        AuditLog::open(&path, true)
+            .unwrap()
+            .write(&record(Some(&small)))
+            .unwrap();
+        let last: Value = serde_json::from_str(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(last["arguments"], small);
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_recorded_only_so_often_and_the_next_record_counts_the_rest() {
+        let budget = RefusalBudget::new(2);
+        let start = Instant::now();
+        assert_eq!(budget.admit(start), Some(0));
+        assert_eq!(budget.admit(start), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(budget.admit(start + Duration::from_secs(30)), None);
+        }
+        assert_eq!(budget.admit(start + Duration::from_secs(60)), Some(1000));
+        assert_eq!(budget.admit(start + Duration::from_secs(61)), Some(0));
+        assert_eq!(budget.admit(start + Duration::from_secs(62)), None);
     }
 }

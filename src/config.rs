@@ -26,8 +26,11 @@ pub struct GatewayConfig {
 /// Human approval and the admin API it is worked from.
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
-    /// Bearer token for `/admin`; no token, no admin API.
+    /// Bearer token for `/admin`, recorded as reviewer "admin"; with no token and no
+    /// `reviewers`, there is no admin API.
     pub admin_token: Option<String>,
+    /// Named reviewers, each with a token of their own: decisions are recorded under the name.
+    pub reviewers: Vec<Reviewer>,
     /// Serve the admin API and page on this address instead of the main listener.
     pub admin_listen: Option<SocketAddr>,
     /// How long a call under an approval rule is held open waiting for a decision.
@@ -36,17 +39,75 @@ pub struct ApprovalConfig {
     pub progress_every: Duration,
     pub webhook: Option<reqwest::Url>,
     pub webhook_secret: Option<String>,
+    /// Calls one agent (or one anonymous session) may have waiting for approval at once.
+    pub max_pending_per_agent: usize,
+    /// Largest call held for approval: its arguments and other params, as JSON text.
+    pub max_held_call_bytes: usize,
 }
 
 impl Default for ApprovalConfig {
     fn default() -> Self {
         Self {
             admin_token: None,
+            reviewers: Vec::new(),
             admin_listen: None,
             hold: Duration::from_secs(60),
             progress_every: Duration::from_secs(5),
             webhook: None,
             webhook_secret: None,
+            max_pending_per_agent: 16,
+            max_held_call_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl ApprovalConfig {
+    /// Every admin token and the reviewer it names.
+    pub fn admin_tokens(&self) -> impl Iterator<Item = (&str, &str)> {
+        let plain = self
+            .admin_token
+            .iter()
+            .map(|token| ("admin", token.as_str()));
+        plain.chain(
+            self.reviewers
+                .iter()
+                .map(|r| (r.name.as_str(), r.token.as_str())),
+        )
+    }
+}
+
+/// A person who works the approval queue, and the token they sign in with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reviewer {
+    pub name: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for Reviewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reviewer")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reviewer {
+    /// `--admin-token` as given: `NAME=TOKEN` names the reviewer; a plain `TOKEN` is reviewer
+    /// "admin". NAME is 1 to 64 of `A-Z a-z 0-9 . _ @ -`; a value that does not read as
+    /// NAME=TOKEN (base64 padding such as `abc==`) is a plain token.
+    pub fn from_spec(spec: &str) -> Self {
+        let named = spec.split_once('=').filter(|(name, token)| {
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-_@".contains(&b))
+                && !token.is_empty()
+                && !token.starts_with('=')
+        });
+        let (name, token) = named.unwrap_or(("admin", spec));
+        Self {
+            name: name.to_owned(),
+            token: token.to_owned(),
         }
     }
 }
@@ -64,6 +125,20 @@ pub struct Limits {
     pub session_idle: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// How anonymous callers are counted under rate limits of scope "agent".
+    pub anonymous_rate_limits: AnonymousLimits,
+}
+
+/// Anonymous callers have no name to count them by, and a new session is free: counted per
+/// session, an anonymous caller would reset its limits by initializing again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnonymousLimits {
+    /// All anonymous callers share one counter per rule.
+    #[default]
+    Shared,
+    /// One counter per rule and client IP address (the address that opened the session).
+    /// Behind a proxy every caller has the proxy's address: use `shared` or agent keys there.
+    PerAddress,
 }
 
 impl Default for Limits {
@@ -78,6 +153,40 @@ impl Default for Limits {
             session_idle: Duration::from_secs(30 * 60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            anonymous_rate_limits: AnonymousLimits::Shared,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_admin_token_may_name_its_reviewer_and_a_plain_one_is_admin() {
+        let read = |spec: &str| {
+            let r = Reviewer::from_spec(spec);
+            (r.name, r.token)
+        };
+        assert_eq!(read("alice=s3cret"), ("alice".into(), "s3cret".into()));
+        assert_eq!(read("bob@ops=a=b"), ("bob@ops".into(), "a=b".into()));
+        assert_eq!(read("s3cret"), ("admin".into(), "s3cret".into()));
+        assert_eq!(read("dG9rZW4="), ("admin".into(), "dG9rZW4=".into()));
+        assert_eq!(read("dG9rZW4x=="), ("admin".into(), "dG9rZW4x==".into()));
+        assert_eq!(
+            read("not a name=x"),
+            ("admin".into(), "not a name=x".into())
+        );
+        let config = ApprovalConfig {
+            admin_token: Some("plain".into()),
+            reviewers: vec![Reviewer::from_spec("alice=s3cret")],
+            ..ApprovalConfig::default()
+        };
+        let tokens: Vec<_> = config.admin_tokens().collect();
+        assert_eq!(tokens, [("admin", "plain"), ("alice", "s3cret")]);
+        assert!(
+            !format!("{config:?}").contains("s3cret"),
+            "tokens stay out of logs"
+        );
     }
 }

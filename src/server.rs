@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -134,7 +135,7 @@ async fn serve_connections(
         .max_buf_size(limits.max_header_bytes.max(8192));
     let graceful = GracefulShutdown::new();
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -149,7 +150,9 @@ async fn serve_connections(
         // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
         let _ = tcp.set_nodelay(true);
         let dispatch = dispatch.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            // What axum's `ConnectInfo` extractor reads: anonymous callers may be counted by it.
+            request.extensions_mut().insert(ConnectInfo(peer));
             let dispatch = dispatch.clone();
             async move { Ok::<_, Infallible>(dispatch.serve(request).await) }
         });

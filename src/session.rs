@@ -4,6 +4,7 @@
 //! (128 random bits), bound to the agent that opened them, and removed when ended or idle.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +26,11 @@ pub struct Session {
     pub agent: Option<Arc<str>>,
     /// The client declared the elicitation capability at initialize.
     pub elicits: bool,
+    /// The protocol revision negotiated at initialize: requests without `MCP-Protocol-Version`
+    /// are judged by it.
+    pub version: &'static str,
+    /// The client address that opened the session (anonymous callers may be counted by it).
+    pub address: Option<IpAddr>,
     last_seen_ms: AtomicU64,
     /// Every tool name the upstream has listed to this session, before filtering: what a policy
     /// change is compared against to tell whether the session's view changed.
@@ -54,6 +60,22 @@ impl Session {
 
     fn touch(&self, now_ms: u64) {
         self.last_seen_ms.store(now_ms, Ordering::Relaxed);
+    }
+}
+
+/// What initialize settled besides the session's owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening {
+    pub version: &'static str,
+    pub address: Option<IpAddr>,
+}
+
+impl Default for Opening {
+    fn default() -> Self {
+        Self {
+            version: crate::protocol::version::ASSUMED,
+            address: None,
+        }
     }
 }
 
@@ -87,6 +109,7 @@ impl SessionStore {
         upstream_id: Option<HeaderValue>,
         agent: Option<Arc<str>>,
         elicits: bool,
+        opened: Opening,
     ) -> Result<Arc<Session>, SessionsFull> {
         if self.sessions.len() >= self.max_sessions {
             return Err(SessionsFull(self.max_sessions));
@@ -98,6 +121,8 @@ impl SessionStore {
             upstream_id,
             agent,
             elicits,
+            version: opened.version,
+            address: opened.address,
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             tools_changed: Notify::new(),
@@ -151,8 +176,8 @@ mod tests {
     #[test]
     fn ids_are_unique_and_unguessable_length() {
         let store = SessionStore::new(10, Duration::from_secs(60));
-        let a = store.open(None, None, false).unwrap();
-        let b = store.open(None, None, false).unwrap();
+        let a = store.open(None, None, false, Opening::default()).unwrap();
+        let b = store.open(None, None, false, Opening::default()).unwrap();
         assert_ne!(a.id, b.id);
         assert_eq!(a.id.len(), 32);
         assert!(store.get(&a.id).is_some());
@@ -161,9 +186,9 @@ mod tests {
     #[test]
     fn refuses_sessions_past_the_maximum() {
         let store = SessionStore::new(1, Duration::from_secs(60));
-        store.open(None, None, false).unwrap();
+        store.open(None, None, false, Opening::default()).unwrap();
         assert!(matches!(
-            store.open(None, None, false),
+            store.open(None, None, false, Opening::default()),
             Err(SessionsFull(1))
         ));
     }
@@ -171,7 +196,7 @@ mod tests {
     #[test]
     fn ended_sessions_are_gone() {
         let store = SessionStore::new(2, Duration::from_secs(60));
-        let a = store.open(None, None, false).unwrap();
+        let a = store.open(None, None, false, Opening::default()).unwrap();
         assert!(store.end(&a.id).is_some());
         assert!(store.get(&a.id).is_none());
     }
@@ -183,9 +208,9 @@ mod tests {
             epoch: Instant::now() - Duration::from_secs(60),
             ..SessionStore::new(2, Duration::from_secs(10))
         };
-        let idle = store.open(None, None, false).unwrap();
+        let idle = store.open(None, None, false, Opening::default()).unwrap();
         idle.last_seen_ms.store(0, Ordering::Relaxed);
-        let fresh = store.open(None, None, false).unwrap();
+        let fresh = store.open(None, None, false, Opening::default()).unwrap();
 
         let ended = store.end_idle();
         assert_eq!(ended.len(), 1);

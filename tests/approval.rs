@@ -523,15 +523,17 @@ async fn the_events_feed_reports_queue_changes() {
 }
 
 #[tokio::test]
-async fn each_new_approval_is_posted_to_the_webhook_signed() {
-    let (received, mut deliveries) = tokio::sync::mpsc::channel::<(String, bytes::Bytes)>(4);
+async fn each_new_approval_is_posted_to_the_webhook_signed_with_its_timestamp() {
+    let (received, mut deliveries) =
+        tokio::sync::mpsc::channel::<(String, String, bytes::Bytes)>(4);
     let hook = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
             let received = received.clone();
             async move {
                 let signature = headers["x-mcpgate-signature"].to_str().unwrap().to_owned();
-                received.send((signature, body)).await.unwrap();
+                let timestamp = headers["x-mcpgate-timestamp"].to_str().unwrap().to_owned();
+                received.send((signature, timestamp, body)).await.unwrap();
                 "ok"
             }
         }),
@@ -553,14 +555,24 @@ async fn each_new_approval_is_posted_to_the_webhook_signed() {
     client
         .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
         .await;
-    let (signature, body) = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
-        .await
+    let (signature, timestamp, body) =
+        tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    // What a receiver does: check the time is recent, then the signature over time and body.
+    let timestamp: u64 = timestamp.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .unwrap();
-    assert_eq!(
-        signature,
-        mcpgate::approval::webhook::sign("hook-secret", &body)
-    );
+        .as_secs();
+    assert!(now.abs_diff(timestamp) < 300, "{timestamp} vs {now}");
+    let mut signed = format!("{timestamp}.").into_bytes();
+    signed.extend_from_slice(&body);
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"hook-secret").unwrap();
+    hmac::Mac::update(&mut mac, &signed);
+    let expected = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    assert_eq!(signature, format!("sha256={expected}"));
     let approval: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(approval["tool"], "subscribe_to_trade_stream");
     assert_eq!(approval["status"], "pending");
@@ -660,4 +672,230 @@ async fn a_held_stream_sends_progress_to_a_client_that_asked_for_it() {
             break;
         }
     }
+}
+
+const LIMITED: &str = r#"{"version": "1", "default": "deny", "tools": {
+    "subscribe_to_trade_stream": { "action": "approval", "reason": "opens a stream",
+        "rate_limit": { "max": 2, "window": 60 } },
+    "subscribe_to_ticker_stream": { "action": "approval", "reason": "opens a stream" }
+}}"#;
+
+#[tokio::test]
+async fn held_calls_count_against_the_rules_rate_limit_when_they_are_queued() {
+    let harness = start_with(Setup {
+        policy: LIMITED.into(),
+        ..setup(Duration::from_millis(50))
+    })
+    .await;
+    let mut client = session(&harness).await;
+    for symbol in ["BTCUSDT", "ETHUSDT"] {
+        let held = client
+            .call_tool("subscribe_to_trade_stream", json!({ "symbol": symbol }))
+            .await;
+        assert!(
+            held.message().starts_with("Waiting for approval"),
+            "{}",
+            held.text
+        );
+    }
+    let limited = client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "SOLUSDT"}))
+        .await;
+    assert!(
+        limited
+            .message()
+            .starts_with("Rate limited by gateway policy (tools.subscribe_to_trade_stream)"),
+        "{}",
+        limited.text
+    );
+    let mut again = session(&harness).await;
+    let still = again
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "XRPUSDT"}))
+        .await;
+    assert!(
+        still.message().starts_with("Rate limited"),
+        "{}",
+        still.text
+    );
+    assert_eq!(
+        Admin::of(&harness).list().await.len(),
+        2,
+        "nothing more was queued"
+    );
+
+    // Repeating a pending call queues nothing new and costs nothing.
+    let joined = client
+        .call_tool("subscribe_to_trade_stream", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(
+        joined.message().starts_with("Waiting for approval"),
+        "{}",
+        joined.text
+    );
+}
+
+#[tokio::test]
+async fn one_caller_queues_only_so_many_approvals_and_none_too_large() {
+    let harness = start_with(Setup {
+        policy: LIMITED.into(),
+        approvals: ApprovalConfig {
+            max_pending_per_agent: 2,
+            max_held_call_bytes: 1024,
+            ..approvals(Duration::from_millis(50))
+        },
+        ..setup(Duration::from_millis(50))
+    })
+    .await;
+    let mut client = session(&harness).await;
+    for n in 0..2 {
+        let held = client
+            .call_tool("subscribe_to_ticker_stream", json!({ "n": n }))
+            .await;
+        assert!(
+            held.message().starts_with("Waiting for approval"),
+            "{}",
+            held.text
+        );
+    }
+    let refused = client
+        .call_tool("subscribe_to_ticker_stream", json!({"n": 2}))
+        .await;
+    assert!(refused.is_tool_error());
+    assert!(
+        refused
+            .message()
+            .contains("2 calls of this caller already wait for approval"),
+        "{}",
+        refused.text
+    );
+    let mut other = session(&harness).await;
+    let large = other
+        .call_tool(
+            "subscribe_to_ticker_stream",
+            json!({"blob": "x".repeat(2048)}),
+        )
+        .await;
+    assert!(
+        large
+            .message()
+            .contains("a call held for approval may have at most 1024"),
+        "{}",
+        large.text
+    );
+    assert_eq!(Admin::of(&harness).list().await.len(), 2);
+    let limited: Vec<Value> = harness
+        .audit_lines()
+        .into_iter()
+        .filter(|l| l["decision"] == "approval_limited")
+        .collect();
+    assert_eq!(limited.len(), 2, "{limited:?}");
+}
+
+#[tokio::test]
+async fn an_approval_does_not_cover_meta_the_reviewer_did_not_see() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let client = session(&harness).await;
+    let call = |meta: Value| {
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "subscribe_to_trade_stream", "arguments": {"symbol": "BTCUSDT"}, "_meta": meta}})
+    };
+    let first = client.post(&call(json!({"trace": "seen"}))).await;
+    assert!(
+        first.message().starts_with("Waiting for approval"),
+        "{}",
+        first.text
+    );
+    let pending = Admin::of(&harness).list().await[0].clone();
+    assert_eq!(pending["other_params"], r#"{"_meta":{"trace":"seen"}}"#);
+    let id = pending["id"].as_str().unwrap();
+    Admin::of(&harness).decide(id, "approve", None).await;
+
+    let smuggled = client.post(&call(json!({"trace": "unseen"}))).await;
+    assert_waits_for_another_approval(&smuggled, id);
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 0);
+    let seen = client.post(&call(json!({"trace": "seen"}))).await;
+    assert!(!seen.is_tool_error(), "{}", seen.text);
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 1);
+}
+
+#[tokio::test]
+async fn a_notification_under_an_approval_rule_queues_nothing() {
+    let harness = start_with(setup(Duration::from_millis(50))).await;
+    let client = session(&harness).await;
+    let note = json!({"jsonrpc": "2.0", "method": "tools/call", "params": {
+        "name": "subscribe_to_trade_stream", "arguments": {"symbol": "BTCUSDT"}}});
+    let answer = client.post(&note).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(
+        answer.message().contains("a notification cannot be held"),
+        "{}",
+        answer.text
+    );
+    assert!(Admin::of(&harness).list().await.is_empty());
+    assert!(harness.gateway.approvals.list().is_empty());
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 0);
+}
+
+#[tokio::test]
+async fn an_expired_approval_lets_go_of_the_held_call() {
+    let harness = start_with(setup(Duration::from_secs(30))).await;
+    let mut client = session(&harness).await;
+    let answer = client
+        .call_tool(
+            "subscribe_to_ticker_stream",
+            json!({"symbol": "BTCUSDT", "pad": "x".repeat(4096)}),
+        )
+        .await;
+    assert!(answer.message().contains("expired"), "{}", answer.text);
+    let listed = Admin::of(&harness).list().await;
+    assert_eq!(listed[0]["status"], "expired");
+    assert_eq!(listed[0]["arguments"], Value::Null);
+    assert_eq!(listed[0]["arguments_json"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_reviewer_with_a_token_of_their_own_is_recorded_by_name() {
+    let harness = start_with(Setup {
+        approvals: ApprovalConfig {
+            reviewers: vec![mcpgate::config::Reviewer::from_spec(
+                "alice=alices-token-0123",
+            )],
+            ..approvals(Duration::from_secs(30))
+        },
+        ..setup(Duration::from_secs(30))
+    })
+    .await;
+    let client = session(&harness).await;
+    let (call, pending) = hold_call(
+        &harness,
+        &client,
+        "subscribe_to_trade_stream",
+        json!({"symbol": "BTCUSDT"}),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/approvals/{}/reject",
+            harness.base, pending.id
+        ))
+        .bearer_auth("alices-token-0123")
+        .body(r#"{"reason": "not now"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let decided: Value = response.json().await.unwrap();
+    assert_eq!(decided["decided_by"], "alice");
+    let answer = call.await.unwrap();
+    assert!(
+        answer.message().starts_with("Rejected by alice"),
+        "{}",
+        answer.text
+    );
+    let rejected = harness
+        .audit_lines()
+        .into_iter()
+        .find(|l| l["decision"] == "rejected")
+        .unwrap();
+    assert_eq!(rejected["reviewer"], "alice");
 }

@@ -45,6 +45,41 @@ fn policy_check_lists_every_error_with_its_path_and_exits_1() {
     }
 }
 
+#[test]
+fn policy_check_warns_about_a_maximum_without_a_type_as_the_readme_had_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("untyped.json");
+    std::fs::write(
+        &file,
+        r#"{"version": "1", "default": "deny", "tools": {"get_order_book": {"arguments":
+            {"type": "object", "properties": {"depth": {"maximum": 100}}}}}}"#,
+    )
+    .unwrap();
+    let output = mcpgate()
+        .args(["policy", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_exited_ok(&output, "mcpgate policy check");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("warning: /tools/get_order_book/arguments/properties/depth: \"maximum\" constrain only numbers (add \"type\": \"integer\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_readmes_policy_examples_give_a_maximum_a_type() {
+    for readme in ["README.md", "src/policy/README.md"] {
+        let text = std::fs::read_to_string(repo_file(readme)).unwrap();
+        assert!(
+            text.contains(r#""depth": { "type": "integer", "maximum": 100 }"#),
+            "{readme}"
+        );
+        assert!(!text.contains(r#""depth": { "maximum": 100 }"#), "{readme}");
+    }
+}
+
 #[tokio::test]
 async fn policy_check_with_an_upstream_warns_about_uncovered_tools_and_stray_rules() {
     let (_simulator, url) = start_simulator(Default::default()).await;
@@ -175,6 +210,9 @@ fn every_serve_flag_can_come_from_the_environment() {
         "MCPGATE_AUDIT",
         "MCPGATE_MAX_SESSIONS",
         "MCPGATE_WORKER_THREADS",
+        "MCPGATE_MAX_PENDING_APPROVALS",
+        "MCPGATE_MAX_HELD_CALL_BYTES",
+        "MCPGATE_ANONYMOUS_RATE_LIMITS",
     ] {
         assert!(help.contains(variable), "--help names {variable}");
     }

@@ -201,6 +201,26 @@ async fn a_rate_limit_passes_max_calls_and_refuses_the_next_naming_the_retry() {
     assert_eq!(harness.simulator.tool_calls("get_all_24hr_tickers"), 2);
 }
 
+#[tokio::test]
+async fn an_anonymous_agent_cannot_reset_its_rate_limit_by_initializing_again() {
+    let harness = start(POLICY).await;
+    let mut first = harness.client().initialized().await;
+    for _ in 0..2 {
+        let ok = first.call_tool("get_all_24hr_tickers", json!({})).await;
+        assert!(!ok.is_tool_error(), "{}", ok.text);
+    }
+    let mut again = harness.client().initialized().await;
+    let limited = again.call_tool("get_all_24hr_tickers", json!({})).await;
+    assert!(
+        limited
+            .message()
+            .starts_with("Rate limited by gateway policy"),
+        "anonymous callers share one counter: {}",
+        limited.text
+    );
+    assert_eq!(harness.simulator.tool_calls("get_all_24hr_tickers"), 2);
+}
+
 /// An upstream that fails tools/call with 503 while `failing` is set.
 async fn flaky_upstream(failing: Arc<AtomicBool>) -> String {
     FakeUpstream::start(move |message| {

@@ -329,6 +329,107 @@ async fn an_agent_cannot_reset_its_rate_limit_by_opening_a_new_session() {
     );
 }
 
+fn audit_text(harness: &Harness) -> String {
+    std::fs::read_to_string(harness.dir.path().join("audit.jsonl")).unwrap()
+}
+
+#[tokio::test]
+async fn a_huge_unknown_tool_name_makes_a_capped_audit_record() {
+    let harness = with_agents(false).await;
+    let mut client = harness.client().initialized().await;
+    let name = "x".repeat(1 << 20);
+    let answer = client.call_tool(&name, json!({})).await;
+    answer.assert_error(200, -32602, "Unknown tool");
+    let text = audit_text(&harness);
+    let line = text
+        .lines()
+        .find(|l| l.contains(r#""decision":"unknown_tool""#))
+        .unwrap();
+    assert!(line.len() < 16 * 1024, "a {} byte record", line.len());
+    let record: Value = serde_json::from_str(line).unwrap();
+    let marker = format!("…[truncated: {} bytes]", 1 << 20);
+    assert!(record["tool"].as_str().unwrap().ends_with(&marker));
+    assert!(record["reason"].as_str().unwrap().contains("…[truncated: "));
+}
+
+#[tokio::test]
+async fn line_separators_from_an_agent_are_escaped_in_the_audit_log() {
+    let harness = with_agents(false).await;
+    let mut client = harness.client().initialized().await;
+    let name = "get_price\u{2028}{\"decision\":\"allow\"}\u{2029}\u{85}";
+    client.call_tool(name, json!({})).await;
+    let text = audit_text(&harness);
+    assert!(!text.contains(['\u{2028}', '\u{2029}', '\u{85}']), "{text}");
+    for line in text
+        .split(['\n', '\u{2028}', '\u{2029}', '\u{85}'])
+        .filter(|l| !l.is_empty())
+    {
+        serde_json::from_str::<Value>(line).unwrap();
+    }
+    assert!(harness
+        .audit_lines()
+        .iter()
+        .any(|l| l["tool"] == name && l["decision"] == "unknown_tool"));
+}
+
+#[tokio::test]
+async fn a_bad_key_and_someone_elses_session_are_audited_and_a_flood_only_so_often() {
+    let harness = with_agents(false).await;
+    let owner = harness.client().with_key(RESEARCH_KEY).initialized().await;
+
+    let mut stranger = harness.client().with_key("k-nobody-0123456789");
+    stranger
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await
+        .assert_error(401, -32004, "not recognised");
+    let mut thief = harness.client().with_key(TRADER_KEY);
+    thief.session = owner.session.clone();
+    thief
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await
+        .assert_error(404, -32001, "session not found");
+
+    let audit = harness.audit_lines();
+    let unauthorized = audit
+        .iter()
+        .find(|l| l["decision"] == "unauthorized")
+        .unwrap();
+    assert_eq!(unauthorized["method"], "POST");
+    assert_eq!(unauthorized["reason"], "the agent key is not recognised");
+    let unknown = audit
+        .iter()
+        .find(|l| l["decision"] == "unknown_session")
+        .unwrap();
+    assert_eq!(unknown["agent"], "trader");
+    assert_eq!(unknown["session"], owner.session.as_deref().unwrap());
+    assert!(
+        !audit_text(&harness).contains("k-nobody-0123456789"),
+        "keys are never written"
+    );
+
+    for _ in 0..100 {
+        stranger
+            .call_tool("get_price", json!({}))
+            .await
+            .assert_error(401, -32004, "not recognised");
+    }
+    let refusals = harness
+        .audit_lines()
+        .iter()
+        .filter(|l| {
+            matches!(
+                l["decision"].as_str(),
+                Some("unauthorized" | "unknown_session")
+            )
+        })
+        .count();
+    // 102 refusals, and a minute's budget for their records.
+    assert!(
+        refusals <= mcpgate::gateway::EDGE_REFUSALS_PER_MINUTE as usize,
+        "{refusals} refusals recorded"
+    );
+}
+
 /// An upstream whose tools/call waits until released; `arrived` says when one is waiting.
 async fn holding_upstream() -> (
     String,

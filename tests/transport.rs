@@ -368,6 +368,68 @@ async fn batches_are_refused_after_2025_03_26() {
 }
 
 #[tokio::test]
+async fn a_batch_without_the_version_header_is_judged_by_the_sessions_negotiated_version() {
+    let harness = start(ALLOW_ALL).await;
+    let client = harness.client().initialized().await;
+    let mut headers = client.headers();
+    headers.remove("mcp-protocol-version");
+    let batch = json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]);
+    let answer = client.post_raw(headers, batch.to_string()).await;
+    answer.assert_error(400, -32600, "batches were removed in MCP 2025-06-18");
+    assert!(!harness
+        .simulator
+        .received()
+        .iter()
+        .any(|m| m["method"] == "tools/list"));
+}
+
+#[tokio::test]
+async fn a_2025_03_26_session_takes_a_batch_without_the_version_header() {
+    let harness = start(ALLOW_ALL).await;
+    let mut client = harness.client();
+    let init = client
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-03-26", "capabilities": {},
+            "clientInfo": {"name": "old", "version": "1"}}}),
+        )
+        .await;
+    assert_eq!(
+        init.body["result"]["protocolVersion"], "2025-03-26",
+        "{}",
+        init.text
+    );
+    client.session = Some(init.headers[SESSION].to_str().unwrap().to_owned());
+    let mut headers = client.headers();
+    headers.remove("mcp-protocol-version");
+    let batch = json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]);
+    let answer = client.post_raw(headers, batch.to_string()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.body[0]["result"]["tools"].is_array(),
+        "{}",
+        answer.text
+    );
+}
+
+#[tokio::test]
+async fn two_session_id_headers_are_a_400() {
+    let harness = start(ALLOW_ALL).await;
+    let client = harness.client().initialized().await;
+    let other = harness.client().initialized().await;
+    let mut headers = client.headers();
+    headers.append(
+        SESSION,
+        reqwest::header::HeaderValue::from_str(other.session.as_deref().unwrap()).unwrap(),
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}});
+    let answer = client.post_raw(headers, call.to_string()).await;
+    answer.assert_error(400, -32600, "mcp-session-id header was sent more than once");
+    assert_eq!(harness.simulator.tool_calls("get_price"), 0);
+}
+
+#[tokio::test]
 async fn other_methods_on_the_endpoint_are_405_naming_the_three_it_takes() {
     let harness = start(ALLOW_ALL).await;
     let response = harness

@@ -1,8 +1,13 @@
 //! The admin API and page under `/admin`: the approval queue, worked by people.
 //!
 //! Every API route needs `Authorization: Bearer <--admin-token>`; without a configured token the
-//! admin API does not exist. The page itself holds no data: it signs in with the token and then
-//! calls the same API.
+//! admin API does not exist. Each token names its reviewer (`--admin-token NAME=TOKEN`; a plain
+//! token is "admin"), and decisions are recorded under that name. The page itself holds no data:
+//! it signs in with a token and then calls the same API.
+//!
+//! The page shows what agents sent, so it is served as if that were hostile: no inline script
+//! (a Content-Security-Policy that allows only the page's own script and style files), nothing
+//! sniffed, never framed, never cached; the API's answers carry the same headers.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,12 +15,12 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::Event;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -25,10 +30,21 @@ use crate::approval::{Approval, DecideError};
 use crate::gateway::Gateway;
 
 const PAGE: &str = include_str!("page.html");
+const SCRIPT: &str = include_str!("page.js");
+const STYLE: &str = include_str!("page.css");
+
+/// What the page may load and do: its own script and style, calls to its own API, no frames,
+/// no forms posted anywhere, no plugins.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The reviewer whose token a request carried.
+#[derive(Debug, Clone)]
+struct ReviewerName(String);
 
 /// The admin routes, or `None` when no admin token is configured.
 pub fn router(gateway: Arc<Gateway>) -> Option<Router> {
-    gateway.config.approvals.admin_token.as_ref()?;
+    gateway.config.approvals.admin_tokens().next()?;
     let api = Router::new()
         .route("/admin/approvals", get(list))
         .route("/admin/approvals/events", get(events))
@@ -38,26 +54,49 @@ pub fn router(gateway: Arc<Gateway>) -> Option<Router> {
             gateway.clone(),
             require_token,
         ));
+    let asset = |content_type: &'static str, body: &'static str| {
+        get(move || async move { ([(header::CONTENT_TYPE, content_type)], body) })
+    };
     Some(
         Router::new()
             .route("/admin", get(|| async { Html(PAGE) }))
+            .route(
+                "/admin/page.js",
+                asset("text/javascript; charset=utf-8", SCRIPT),
+            )
+            .route("/admin/page.css", asset("text/css; charset=utf-8", STYLE))
             .merge(api)
+            .layer(middleware::from_fn(guard_headers))
             .with_state(gateway),
     )
 }
 
+/// On every admin response, the page's and the API's alike.
+async fn guard_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
 async fn require_token(
     State(gateway): State<Arc<Gateway>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let expected = gateway
-        .config
-        .approvals
-        .admin_token
-        .as_deref()
-        .unwrap_or_default();
-    if token_matches(request.headers(), expected) {
+    let reviewer = reviewer_of(request.headers(), gateway.config.approvals.admin_tokens());
+    if let Some(name) = reviewer {
+        request
+            .extensions_mut()
+            .insert(ReviewerName(name.to_owned()));
         next.run(request).await
     } else {
         (
@@ -69,17 +108,27 @@ async fn require_token(
     }
 }
 
-/// Compares digests in constant time: neither the token's bytes nor its length leak through
-/// how long a wrong guess takes.
-fn token_matches(headers: &HeaderMap, expected: &str) -> bool {
+/// The reviewer whose token the request presents. Compares digests in constant time, with every
+/// token: neither a token's bytes nor its length nor which one matched leak through how long a
+/// wrong guess takes.
+fn reviewer_of<'t>(
+    headers: &HeaderMap,
+    tokens: impl Iterator<Item = (&'t str, &'t str)>,
+) -> Option<&'t str> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(expected.as_bytes());
-    !expected.is_empty() && bool::from(a.ct_eq(&b))
+    let digest = Sha256::digest(presented.as_bytes());
+    let mut found = None;
+    for (name, token) in tokens {
+        let matches = bool::from(digest.ct_eq(&Sha256::digest(token.as_bytes())));
+        if matches && !token.is_empty() && found.is_none() {
+            found = Some(name);
+        }
+    }
+    found
 }
 
 async fn list(State(gateway): State<Arc<Gateway>>) -> Json<Vec<Approval>> {
@@ -99,17 +148,28 @@ async fn events(State(gateway): State<Arc<Gateway>>) -> Response {
     crate::transport::sse::sse_response(stream)
 }
 
-async fn approve(state: State<Arc<Gateway>>, id: Path<String>, body: Bytes) -> Response {
-    decide(state, id, body, true)
+async fn approve(
+    state: State<Arc<Gateway>>,
+    id: Path<String>,
+    reviewer: Extension<ReviewerName>,
+    body: Bytes,
+) -> Response {
+    decide(state, id, reviewer, body, true)
 }
 
-async fn reject(state: State<Arc<Gateway>>, id: Path<String>, body: Bytes) -> Response {
-    decide(state, id, body, false)
+async fn reject(
+    state: State<Arc<Gateway>>,
+    id: Path<String>,
+    reviewer: Extension<ReviewerName>,
+    body: Bytes,
+) -> Response {
+    decide(state, id, reviewer, body, false)
 }
 
 fn decide(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,
+    Extension(ReviewerName(reviewer)): Extension<ReviewerName>,
     body: Bytes,
     approve: bool,
 ) -> Response {
@@ -121,7 +181,7 @@ fn decide(
     };
     match gateway
         .approvals
-        .decide(&id, approve, "admin", reason, Instant::now())
+        .decide(&id, approve, &reviewer, reason, Instant::now())
     {
         Ok(approval) => {
             gateway.record_approval(&approval);
@@ -160,6 +220,10 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    fn token_matches(headers: &HeaderMap, expected: &str) -> bool {
+        reviewer_of(headers, [("admin", expected)].into_iter()).is_some()
+    }
+
     #[test]
     fn only_the_exact_token_matches() {
         let mut headers = HeaderMap::new();
@@ -175,6 +239,18 @@ mod tests {
             !token_matches(&HeaderMap::new(), ""),
             "an empty token never opens the API"
         );
+    }
+
+    #[test]
+    fn each_token_names_its_reviewer() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer bobs-token"),
+        );
+        let tokens = [("alice", "alices-token"), ("bob", "bobs-token")];
+        assert_eq!(reviewer_of(&headers, tokens.into_iter()), Some("bob"));
+        assert_eq!(reviewer_of(&HeaderMap::new(), tokens.into_iter()), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod webhook;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +40,13 @@ pub struct Approval {
     pub session: String,
     pub tool: String,
     pub arguments: Value,
+    /// The arguments exactly as they are forwarded (JSON text). A reader that parses JSON
+    /// numbers as doubles (a browser) would show `9007199254740993` as `...992`: reviewers are
+    /// shown this text. `None` once the approval is finished (the audit log keeps the call).
+    pub arguments_json: Option<String>,
+    /// The call's other params (`_meta`, ...) as forwarded, as a JSON object's text; `None`
+    /// when it has none. Covered by the approval like the arguments.
+    pub other_params: Option<String>,
     pub rule: String,
     pub reason: String,
     pub created_at: String,
@@ -61,6 +69,8 @@ pub struct Ask<'a> {
     pub session: &'a str,
     pub tool: &'a str,
     pub arguments: &'a Value,
+    /// The call's params besides `name` and `arguments`, as forwarded (see [`Approval::other_params`]).
+    pub other_params: Option<&'a str>,
     pub rule: &'a str,
     pub reason: &'a str,
     pub timeout: Duration,
@@ -76,6 +86,42 @@ pub enum Ticket {
         created: bool,
         decided: watch::Receiver<Status>,
     },
+    /// Not queued: the queue's limits refuse it.
+    Refused(NotQueued),
+}
+
+/// Why a call was not queued. Held calls cost memory until they are decided or expire, so what
+/// one caller may hold is bounded (`--max-pending-approvals`, `--max-held-call-bytes`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotQueued {
+    #[error("{max} calls of this caller already wait for approval (--max-pending-approvals); wait for a decision before asking for more")]
+    TooManyPending { max: usize },
+    #[error("the call's arguments and params are {bytes} bytes; a call held for approval may have at most {max} (--max-held-call-bytes)")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// Bounds on what the queue holds.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Pending approvals one caller (an agent, or an anonymous session) may have at once.
+    pub max_pending_per_caller: usize,
+    /// Largest held call: its arguments' and other params' JSON text together.
+    pub max_held_call_bytes: usize,
+    /// Finished approvals (rejected, expired, used) kept for reviewers to see, newest first.
+    pub keep_finished: usize,
+    /// ... and for at most this long.
+    pub keep_finished_for: Duration,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            max_pending_per_caller: 16,
+            max_held_call_bytes: 64 * 1024,
+            keep_finished: 256,
+            keep_finished_for: Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -104,21 +150,24 @@ struct Entry {
 pub struct Approvals {
     entries: Mutex<HashMap<String, Entry>>,
     changes: broadcast::Sender<Approval>,
-    /// Decided approvals are kept this long for reviewers to see, then forgotten.
-    keep_decided: Duration,
+    limits: QueueLimits,
 }
 
 impl Default for Approvals {
     fn default() -> Self {
-        Self {
-            entries: Mutex::default(),
-            changes: broadcast::Sender::new(256),
-            keep_decided: Duration::from_secs(3600),
-        }
+        Self::new(QueueLimits::default())
     }
 }
 
 impl Approvals {
+    pub fn new(limits: QueueLimits) -> Self {
+        Self {
+            entries: Mutex::default(),
+            changes: broadcast::Sender::new(256),
+            limits,
+        }
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -141,7 +190,29 @@ impl Approvals {
         now: Instant,
         on_queued: impl FnOnce(&Approval),
     ) -> Ticket {
-        let fingerprint = Fingerprint::of(ask.agent, ask.session, ask.tool, ask.arguments);
+        match self.request_admitted(ask, now, || Ok::<(), Infallible>(()), on_queued) {
+            Ok(ticket) => ticket,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`request`](Self::request), where a call that would queue a new approval (within the
+    /// queue's own limits) must first pass `admit` (the rule's rate limits); its refusal is
+    /// returned as it is.
+    pub fn request_admitted<E>(
+        &self,
+        ask: &Ask<'_>,
+        now: Instant,
+        admit: impl FnOnce() -> Result<(), E>,
+        on_queued: impl FnOnce(&Approval),
+    ) -> Result<Ticket, E> {
+        let fingerprint = Fingerprint::of(
+            ask.agent,
+            ask.session,
+            ask.tool,
+            ask.arguments,
+            ask.other_params,
+        );
         let mut entries = self.entries();
         let mut found: Option<String> = None;
         for entry in entries.values() {
@@ -161,16 +232,36 @@ impl Approvals {
                 entry.approval.status = Status::Used;
                 entry.decided.send_replace(Status::Used);
                 let approval = entry.approval.clone();
+                finish(entry);
                 drop(entries);
                 self.publish(&approval);
-                return Ticket::Granted(approval);
+                return Ok(Ticket::Granted(approval));
             }
-            return Ticket::Waiting {
+            return Ok(Ticket::Waiting {
                 approval: entry.approval.clone(),
                 created: false,
                 decided: entry.decided.subscribe(),
-            };
+            });
         }
+        let arguments_json = ask.arguments.to_string();
+        let bytes = arguments_json.len() + ask.other_params.map_or(0, str::len);
+        let max = self.limits.max_held_call_bytes;
+        if bytes > max {
+            return Ok(Ticket::Refused(NotQueued::TooLarge { bytes, max }));
+        }
+        let is_caller = |a: &Approval| match ask.agent {
+            Some(agent) => a.agent.as_deref() == Some(agent),
+            None => a.agent.is_none() && a.session == ask.session,
+        };
+        let pending = entries
+            .values()
+            .filter(|e| e.approval.status == Status::Pending && is_caller(&e.approval))
+            .count();
+        let max = self.limits.max_pending_per_caller;
+        if pending >= max {
+            return Ok(Ticket::Refused(NotQueued::TooManyPending { max }));
+        }
+        admit()?;
         let approval = Approval {
             id: new_id(),
             status: Status::Pending,
@@ -178,6 +269,8 @@ impl Approvals {
             session: ask.session.to_owned(),
             tool: ask.tool.to_owned(),
             arguments: ask.arguments.clone(),
+            arguments_json: Some(arguments_json),
+            other_params: ask.other_params.map(str::to_owned),
             rule: ask.rule.to_owned(),
             reason: ask.reason.to_owned(),
             created_at: timestamp(SystemTime::now()),
@@ -200,11 +293,11 @@ impl Approvals {
         );
         drop(entries);
         self.publish(&approval);
-        Ticket::Waiting {
+        Ok(Ticket::Waiting {
             approval,
             created: true,
             decided: receiver,
-        }
+        })
     }
 
     /// A reviewer's yes or no.
@@ -222,6 +315,7 @@ impl Approvals {
             .ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
         if entry.approval.status == Status::Pending && entry.approval.expires <= now {
             expire(entry);
+            finish(entry);
         }
         if entry.approval.status != Status::Pending {
             return Err(DecideError::NotPending {
@@ -240,6 +334,9 @@ impl Approvals {
         entry.approval.decided_at = Some(timestamp(SystemTime::now()));
         entry.decided.send_replace(status);
         let approval = entry.approval.clone();
+        if status == Status::Rejected {
+            finish(entry);
+        }
         drop(entries);
         self.publish(&approval);
         Ok(approval)
@@ -284,11 +381,13 @@ impl Approvals {
         }
         if entry.approval.expires <= now {
             expire(entry);
+            finish(entry);
             return Err(UseError::Expired(id.to_owned()));
         }
         entry.approval.status = Status::Used;
         entry.decided.send_replace(Status::Used);
         let approval = entry.approval.clone();
+        finish(entry);
         drop(entries);
         self.publish(&approval);
         Ok(approval)
@@ -325,8 +424,9 @@ impl Approvals {
         all
     }
 
-    /// Marks pending and granted approvals past their expiry as expired, forgets decided ones
-    /// older than an hour; returns the ones that expired now (for the audit log).
+    /// Marks pending and granted approvals past their expiry as expired (their calls' text is
+    /// let go at once), and forgets finished ones beyond the newest `keep_finished` or older than
+    /// `keep_finished_for`; returns the ones that expired now (for the audit log).
     pub fn expire_due(&self, now: Instant) -> Vec<Approval> {
         let mut expired = Vec::new();
         let mut entries = self.entries();
@@ -335,11 +435,30 @@ impl Approvals {
             if matches!(a.status, Status::Pending | Status::Approved) && a.expires <= now {
                 expire(entry);
                 expired.push(entry.approval.clone());
+                finish(entry);
             }
         }
-        let keep = self.keep_decided;
-        entries
-            .retain(|_, e| e.approval.status == Status::Pending || e.approval.expires + keep > now);
+        let QueueLimits {
+            keep_finished,
+            keep_finished_for,
+            ..
+        } = self.limits;
+        let is_finished =
+            |a: &Approval| matches!(a.status, Status::Rejected | Status::Expired | Status::Used);
+        entries.retain(|_, e| {
+            !is_finished(&e.approval) || e.approval.expires + keep_finished_for > now
+        });
+        let mut finished: Vec<(Instant, String)> = entries
+            .values()
+            .filter(|e| is_finished(&e.approval))
+            .map(|e| (e.approval.expires, e.approval.id.clone()))
+            .collect();
+        if finished.len() > keep_finished {
+            finished.sort_unstable();
+            for (_, id) in &finished[..finished.len() - keep_finished] {
+                entries.remove(id);
+            }
+        }
         drop(entries);
         for approval in &expired {
             self.publish(approval);
@@ -351,6 +470,14 @@ impl Approvals {
 fn expire(entry: &mut Entry) {
     entry.approval.status = Status::Expired;
     entry.decided.send_replace(Status::Expired);
+}
+
+/// A finished approval keeps what reviewers read about it, not the call's text: that is what
+/// could be large, and the audit log has the call.
+fn finish(entry: &mut Entry) {
+    entry.approval.arguments = Value::Null;
+    entry.approval.arguments_json = None;
+    entry.approval.other_params = None;
 }
 
 fn new_id() -> String {

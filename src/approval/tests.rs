@@ -10,6 +10,7 @@ fn ask<'a>(arguments: &'a Value, agent: Option<&'a str>) -> Ask<'a> {
         session: "s1",
         tool: "subscribe_to_trade_stream",
         arguments,
+        other_params: None,
         rule: "tools.subscribe_to_trade_stream",
         reason: "opens a stream",
         timeout: Duration::from_secs(300),
@@ -24,6 +25,7 @@ fn waiting(ticket: Ticket) -> (Approval, bool, watch::Receiver<Status>) {
             decided,
         } => (approval, created, decided),
         Ticket::Granted(_) => panic!("expected to wait"),
+        Ticket::Refused(why) => panic!("expected to wait, not {why}"),
     }
 }
 
@@ -209,4 +211,102 @@ fn the_list_puts_pending_first() {
     let list = approvals.list();
     assert_eq!(list[0].status, Status::Pending);
     assert_eq!(list[1].status, Status::Rejected);
+}
+
+#[test]
+fn one_caller_may_have_only_so_many_calls_pending() {
+    let approvals = Approvals::new(QueueLimits {
+        max_pending_per_caller: 2,
+        ..QueueLimits::default()
+    });
+    let now = Instant::now();
+    let calls: Vec<Value> = (0..3).map(|n| json!({ "n": n })).collect();
+    waiting(approvals.request(&ask(&calls[0], None), now, |_| {}));
+    let (second, _, _) = waiting(approvals.request(&ask(&calls[1], None), now, |_| {}));
+    assert!(matches!(
+        approvals.request(&ask(&calls[2], None), now, |_| panic!("not queued")),
+        Ticket::Refused(NotQueued::TooManyPending { max: 2 })
+    ));
+    let (_, created, _) = waiting(approvals.request(&ask(&calls[1], None), now, |_| {}));
+    assert!(
+        !created,
+        "an identical call still joins its pending approval"
+    );
+    let other_session = Ask {
+        session: "s2",
+        ..ask(&calls[2], None)
+    };
+    waiting(approvals.request(&other_session, now, |_| {}));
+    waiting(approvals.request(&ask(&calls[2], Some("bot")), now, |_| {}));
+    approvals
+        .decide(&second.id, false, "admin", None, now)
+        .unwrap();
+    waiting(approvals.request(&ask(&calls[2], None), now, |_| {}));
+}
+
+#[test]
+fn a_held_call_larger_than_the_cap_is_not_queued() {
+    let approvals = Approvals::new(QueueLimits {
+        max_held_call_bytes: 100,
+        ..QueueLimits::default()
+    });
+    let now = Instant::now();
+    let big = json!({ "blob": "x".repeat(100) });
+    assert!(matches!(
+        approvals.request(&ask(&big, None), now, |_| panic!("not queued")),
+        Ticket::Refused(NotQueued::TooLarge {
+            bytes: 111,
+            max: 100
+        })
+    ));
+    let small = json!({ "blob": "x" });
+    let meta = format!(r#"{{"_meta":{{"pad":"{}"}}}}"#, "x".repeat(80));
+    let with_meta = Ask {
+        other_params: Some(&meta),
+        ..ask(&small, None)
+    };
+    assert!(matches!(
+        approvals.request(&with_meta, now, |_| panic!("not queued")),
+        Ticket::Refused(NotQueued::TooLarge { .. })
+    ));
+    assert!(approvals.list().is_empty());
+}
+
+#[test]
+fn finished_approvals_let_go_of_the_call_and_only_so_many_are_kept() {
+    let approvals = Approvals::new(QueueLimits {
+        keep_finished: 2,
+        max_pending_per_caller: 10,
+        ..QueueLimits::default()
+    });
+    let now = Instant::now();
+    let args = json!({ "blob": "x".repeat(1000) });
+    let (expiring, _, _) = waiting(approvals.request(&ask(&args, None), now, |_| {}));
+    assert_eq!(expiring.arguments_json.as_deref().map(str::len), Some(1011));
+    let later = now + Duration::from_secs(301);
+    let expired = approvals.expire_due(later);
+    assert_eq!(
+        expired[0].arguments, args,
+        "the audit record still gets the call"
+    );
+    let kept = approvals.get(&expiring.id).unwrap();
+    assert_eq!(kept.status, Status::Expired);
+    assert_eq!((kept.arguments, kept.arguments_json), (Value::Null, None));
+
+    for n in 0..3 {
+        let args = json!({ "n": n });
+        let (approval, _, _) = waiting(approvals.request(&ask(&args, None), later, |_| {}));
+        approvals
+            .decide(&approval.id, false, "admin", None, later)
+            .unwrap();
+        assert_eq!(approvals.get(&approval.id).unwrap().arguments_json, None);
+    }
+    approvals.expire_due(later);
+    assert_eq!(
+        approvals.list().len(),
+        2,
+        "only the newest finished ones are kept"
+    );
+    approvals.expire_due(later + Duration::from_secs(3600 + 301));
+    assert!(approvals.list().is_empty());
 }

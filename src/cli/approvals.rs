@@ -50,7 +50,12 @@ pub enum ApprovalsCommand {
 }
 
 pub fn run(args: ApprovalsArgs) -> ExitCode {
-    let Some(token) = args.admin_token.clone() else {
+    // The same value the gateway takes: NAME=TOKEN sends TOKEN.
+    let token = args
+        .admin_token
+        .as_deref()
+        .map(|spec| crate::config::Reviewer::from_spec(spec).token);
+    let Some(token) = token else {
         eprintln!("set MCPGATE_ADMIN_TOKEN (or --admin-token) to the gateway's --admin-token");
         return ExitCode::FAILURE;
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{ApprovalConfig, GatewayConfig, Limits};
+use crate::config::{AnonymousLimits, ApprovalConfig, GatewayConfig, Limits, Reviewer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -115,9 +115,17 @@ pub struct GatewayOptions {
     /// anonymous (a presented key must still be known).
     #[arg(long, env = "MCPGATE_REQUIRE_AUTH")]
     pub require_auth: bool,
-    /// Bearer token for the admin API and page (/admin): the approval queue. No token, no admin API.
-    #[arg(long, env = "MCPGATE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// Bearer token for the admin API and page (/admin): the approval queue. No token, no admin
+    /// API. NAME=TOKEN gives a reviewer their own token, and their decisions are recorded under
+    /// NAME (1-64 of A-Z a-z 0-9 . _ @ -); a plain TOKEN is reviewer "admin". Repeatable;
+    /// comma-separated in the environment.
+    #[arg(
+        long = "admin-token",
+        env = "MCPGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub admin_tokens: Vec<String>,
     /// Serve /admin on this address instead of on --listen (e.g. an address only reviewers reach).
     #[arg(long, env = "MCPGATE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
@@ -137,6 +145,14 @@ pub struct GatewayOptions {
         requires = "approval_webhook_secret"
     )]
     pub approval_webhook: Option<reqwest::Url>,
+    /// Calls one agent (or one anonymous session) may have waiting for approval at once; more
+    /// are refused until one is decided or expires.
+    #[arg(long, env = "MCPGATE_MAX_PENDING_APPROVALS", default_value_t = ApprovalConfig::default().max_pending_per_agent)]
+    pub max_pending_approvals: usize,
+    /// Largest call that may be held for approval (its arguments and other params as JSON
+    /// text); larger ones are refused, not queued.
+    #[arg(long, env = "MCPGATE_MAX_HELD_CALL_BYTES", default_value_t = ApprovalConfig::default().max_held_call_bytes)]
+    pub max_held_call_bytes: usize,
     /// The shared secret the approval webhook's signature is made with.
     #[arg(long, env = "MCPGATE_APPROVAL_WEBHOOK_SECRET", hide_env_values = true)]
     pub approval_webhook_secret: Option<String>,
@@ -167,6 +183,11 @@ pub struct GatewayOptions {
     /// Seconds a session may stay unused before it is ended (here and upstream).
     #[arg(long, env = "MCPGATE_SESSION_IDLE_SECS", default_value_t = Limits::default().session_idle.as_secs())]
     pub session_idle_secs: u64,
+    /// How anonymous callers are counted under rate limits of scope "agent": shared (one counter
+    /// per rule for all of them) or per-address (one per rule and client IP). Never per session:
+    /// a new session would reset the limit.
+    #[arg(long, env = "MCPGATE_ANONYMOUS_RATE_LIMITS", value_enum, default_value_t = AnonymousLimits::Shared)]
+    pub anonymous_rate_limits: AnonymousLimits,
     /// Seconds allowed to connect to the upstream.
     #[arg(long, env = "MCPGATE_UPSTREAM_CONNECT_TIMEOUT_SECS", default_value_t = Limits::default().upstream_connect_timeout.as_secs())]
     pub upstream_connect_timeout_secs: u64,
@@ -194,12 +215,19 @@ impl GatewayOptions {
             require_auth: self.require_auth,
             workers,
             approvals: ApprovalConfig {
-                admin_token: self.admin_token.clone(),
+                admin_token: None,
+                reviewers: self
+                    .admin_tokens
+                    .iter()
+                    .map(|spec| Reviewer::from_spec(spec))
+                    .collect(),
                 admin_listen: self.admin_listen,
                 hold: Duration::from_secs(self.approval_hold),
                 progress_every: Duration::from_secs(self.approval_progress_secs.max(1)),
                 webhook: self.approval_webhook.clone(),
                 webhook_secret: self.approval_webhook_secret.clone(),
+                max_pending_per_agent: self.max_pending_approvals,
+                max_held_call_bytes: self.max_held_call_bytes,
             },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
@@ -211,6 +239,7 @@ impl GatewayOptions {
                 session_idle: Duration::from_secs(self.session_idle_secs),
                 upstream_connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
                 upstream_timeout: Duration::from_secs(self.upstream_timeout_secs),
+                anonymous_rate_limits: self.anonymous_rate_limits,
             },
         }
     }

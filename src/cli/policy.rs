@@ -10,8 +10,10 @@ use crate::policy::{Call, CompiledPolicy, DefaultAction};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Check a policy file: exit 1 and list every error with its JSON path. With --upstream,
-    /// also warn about rules for tools the upstream lacks and upstream tools with no rule.
+    /// Check a policy file: exit 1 and list every error with its JSON path. Warns about argument
+    /// schemas with numeric or string keywords (maximum, pattern, ...) but no "type": they let
+    /// values of other types through. With --upstream, also warn about rules for tools the
+    /// upstream lacks and upstream tools with no rule.
     Check {
         file: PathBuf,
         /// The upstream MCP endpoint to compare the rules with.
@@ -60,6 +62,13 @@ fn check(file: PathBuf, upstream: Option<reqwest::Url>) -> ExitCode {
         }
     };
     println!("{}: valid", file.display());
+    // The file loaded, so it reads as JSON.
+    let text = std::fs::read(&file).unwrap_or_default();
+    if let Ok(json) = crate::json::parse(&text) {
+        for warning in crate::policy::untyped_argument_keywords(&json) {
+            println!("warning: {warning}");
+        }
+    }
     let Some(url) = upstream else {
         return ExitCode::SUCCESS;
     };

@@ -53,11 +53,13 @@ pub(super) async fn hold(
     hold: Hold,
 ) -> Outcome {
     let empty = Value::Object(Default::default());
+    let other_params = message.tool_call_other_params();
     let ask = Ask {
         agent: session.agent.as_deref(),
         session: &session.id,
         tool: message.tool_name().unwrap_or_default(),
         arguments: message.tool_arguments().unwrap_or(&empty),
+        other_params: other_params.as_deref(),
         rule: &hold.rule,
         reason: &hold.reason,
         timeout: hold.timeout,
@@ -71,7 +73,32 @@ pub(super) async fn hold(
             approval,
         );
     };
-    match gateway.approvals.request(&ask, Instant::now(), queued) {
+    let started = Instant::now();
+    let pay = || gateway.take_hold_limits(session, &message);
+    let ticket = match gateway
+        .approvals
+        .request_admitted(&ask, started, pay, queued)
+    {
+        Ok(ticket) => ticket,
+        Err(refusal) => return refuse(gateway, session, &message, *refusal, started),
+    };
+    match ticket {
+        Ticket::Refused(not_queued) => {
+            let reason = not_queued.to_string();
+            let record = gateway.audit_record(
+                session,
+                &message,
+                AuditDecision::ApprovalLimited,
+                Some(&hold.rule),
+                Some(&reason),
+            );
+            gateway.record(&record);
+            let text = format!("Not queued for approval ({}): {reason}", hold.rule);
+            Outcome::Refused {
+                answer: answer::tool_error(message.id(), &text),
+                kind: message.kind,
+            }
+        }
         Ticket::Granted(approval) => {
             audit(
                 gateway,

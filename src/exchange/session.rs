@@ -1,17 +1,19 @@
 //! The exchanges that open, stream and end a session rather than carry one call.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
+use serde_json::Value;
 
 use super::forward::{messages, relay};
 use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
-use crate::protocol::{method, Message, SseEvent};
-use crate::session::Session;
-use crate::upstream::{Placement, Reply};
+use crate::protocol::{method, version, Message, SseEvent};
+use crate::session::{Opening, Session};
+use crate::upstream::{Placement, Reply, UpstreamError};
 
 /// What initialize came to, and the session it opened when the upstream accepted it.
 pub struct Opened {
@@ -24,6 +26,7 @@ pub struct Opened {
 pub async fn initialize(
     gateway: &Arc<Gateway>,
     agent: Option<Arc<str>>,
+    address: Option<IpAddr>,
     version: &'static str,
     message: Message,
 ) -> Opened {
@@ -53,13 +56,18 @@ pub async fn initialize(
             }
         }
     };
-    let session = match gateway
-        .sessions
-        .open(upstream_id, agent, message.declares_elicitation())
-    {
-        Ok(session) => session,
-        Err(full_now) => return full(full_now.0),
+    let opening = Opening {
+        version: negotiated(&message, &reply),
+        address,
     };
+    let session =
+        match gateway
+            .sessions
+            .open(upstream_id, agent, message.declares_elicitation(), opening)
+        {
+            Ok(session) => session,
+            Err(full_now) => return full(full_now.0),
+        };
     let record = gateway.audit_record(
         &session,
         &message,
@@ -72,6 +80,33 @@ pub async fn initialize(
         outcome: relay(gateway, None, &message, reply),
         session: Some(session),
     }
+}
+
+/// The revision the session speaks (lifecycle spec: the server answers with the version it
+/// agrees to): the upstream's answer when it is JSON, else what the client asked for; one
+/// spoken here, or the transports spec's assumption.
+fn negotiated(message: &Message, reply: &Result<Reply, UpstreamError>) -> &'static str {
+    let answered = match reply {
+        Ok(Reply::Json { body, .. }) => {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|answer| {
+                    answer["result"]["protocolVersion"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+        }
+        _ => None,
+    };
+    let asked = || {
+        message
+            .params()
+            .and_then(|params| params["protocolVersion"].as_str().map(str::to_owned))
+    };
+    answered
+        .or_else(asked)
+        .and_then(|v| version::spoken(v.as_bytes()))
+        .unwrap_or(version::ASSUMED)
 }
 
 /// Why the upstream would not open a session's server-to-client stream.

@@ -15,14 +15,17 @@ pub use verdict::{Hold, Pass, Refusal, Verdict};
 
 use crate::admission::InFlight;
 use crate::approval::webhook::Webhook;
-use crate::approval::{Approval, Approvals, Status as ApprovalStatus};
-use crate::audit::{AuditDecision, AuditLog, AuditRecord};
+use crate::approval::{Approval, Approvals, QueueLimits, Status as ApprovalStatus};
+use crate::audit::{AuditDecision, AuditLog, AuditRecord, RefusalBudget};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
 use crate::session::SessionStore;
 use crate::upstream::{Placement, Upstream, UpstreamConfig};
+
+/// Refusals at the edge audited a minute, at most.
+pub const EDGE_REFUSALS_PER_MINUTE: u32 = 60;
 
 pub struct Gateway {
     pub config: GatewayConfig,
@@ -35,6 +38,8 @@ pub struct Gateway {
     pub audit: Option<AuditLog>,
     pub approvals: Approvals,
     pub webhook: Option<Webhook>,
+    /// How many refusals at the edge (401, 404) are still audited this minute.
+    pub edge_refusals: RefusalBudget,
     /// Outcome of policy reloads, for logs, tests and probes to follow.
     pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
 }
@@ -106,8 +111,13 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         _ => None,
     };
     Ok(Arc::new(Gateway {
-        approvals: Approvals::default(),
+        approvals: Approvals::new(QueueLimits {
+            max_pending_per_caller: config.approvals.max_pending_per_agent,
+            max_held_call_bytes: config.approvals.max_held_call_bytes,
+            ..QueueLimits::default()
+        }),
         webhook,
+        edge_refusals: RefusalBudget::new(EDGE_REFUSALS_PER_MINUTE),
         agents,
         in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
         sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
@@ -129,6 +139,43 @@ impl Gateway {
                 tracing::error!(error = %err, "could not write the audit log");
             }
         }
+    }
+
+    /// Audits a refusal at the HTTP edge (401, 404), at most [`EDGE_REFUSALS_PER_MINUTE`] a
+    /// minute: each costs the sender one request and would cost the disk a line, so a flood
+    /// must not fill it. The first record after refusals were left out says how many.
+    pub fn record_edge_refusal(
+        &self,
+        decision: AuditDecision,
+        agent: Option<&str>,
+        session: Option<&str>,
+        http_method: &str,
+        reason: &str,
+    ) {
+        if self.audit.is_none() {
+            return;
+        }
+        let Some(left_out) = self.edge_refusals.admit(Instant::now()) else {
+            return;
+        };
+        let reason = match left_out {
+            0 => reason.to_owned(),
+            n => format!("{reason} ({n} refusals at the edge before this one were not recorded: at most {EDGE_REFUSALS_PER_MINUTE} a minute are)"),
+        };
+        self.record(&AuditRecord {
+            agent,
+            session,
+            method: http_method,
+            tool: None,
+            decision,
+            rule: None,
+            reason: Some(&reason),
+            upstream_status: None,
+            latency: None,
+            approval: None,
+            reviewer: None,
+            arguments: None,
+        });
     }
 
     /// Audits a decision on an approval (approved, rejected, expired) made outside any call.

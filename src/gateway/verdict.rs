@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::Gateway;
 use crate::audit::{AuditDecision, AuditRecord};
+use crate::config::AnonymousLimits;
 use crate::policy::{ApprovalVia, Call, Decision, Limits, Permit, Subject};
-use crate::protocol::{answer, code, method, Message};
+use crate::protocol::{answer, code, method, Kind, Message};
 use crate::session::Session;
 
 /// What the policy and the rate limiter made of one message.
@@ -36,7 +37,8 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// A call under an approval rule.
+/// A call under an approval rule. Its rate limits are taken when it queues a new approval
+/// ([`Gateway::take_hold_limits`]), not when it is decided.
 pub struct Hold {
     pub rule: String,
     pub reason: String,
@@ -58,7 +60,8 @@ impl Gateway {
     }
 
     /// Decides a call a person has just approved: the policy is consulted again (it may have
-    /// changed while the call was held) and the rule's rate limits are taken now.
+    /// changed while the call was held). Its rate limits were taken when it was queued; a rule
+    /// that now allows it without approval takes them as any allowed call does.
     pub fn police_approved(&self, session: &Session, message: &Message) -> Verdict {
         self.police_as(session, message, Approved::Yes)
     }
@@ -112,8 +115,16 @@ impl Gateway {
                 rule: None,
             }),
             Decision::Allow { rule, limits } => self.take_limits(session, message, rule, &limits),
-            Decision::Approval { rule, limits, .. } if approved == Approved::Yes => {
-                self.take_limits(session, message, rule, &limits)
+            Decision::Approval { rule, .. } if approved == Approved::Yes => Verdict::Pass(Pass {
+                permit: None,
+                rule: Some(rule.to_owned()),
+            }),
+            // JSON-RPC: a notification gets no answer, so it cannot wait for a person, and
+            // queueing it would let a caller fill the queue with calls nobody waits for.
+            Decision::Approval { rule, .. } if message.kind != Kind::Request => {
+                let reason = "a call under an approval rule must be a request (with an id); a notification cannot be held for approval";
+                let text = format!("Denied by gateway policy ({rule}): {reason}");
+                refuse(AuditDecision::Deny, rule, reason.into(), text)
             }
             Decision::Approval {
                 rule,
@@ -159,6 +170,10 @@ impl Gateway {
         let subject = Subject {
             agent: session.agent.clone(),
             session: session.id.clone(),
+            address: match self.config.limits.anonymous_rate_limits {
+                AnonymousLimits::Shared => None,
+                AnonymousLimits::PerAddress => session.address,
+            },
         };
         match self.limiter.acquire(limits, &subject, Instant::now()) {
             Ok(permit) => Verdict::Pass(Pass {
@@ -190,6 +205,32 @@ impl Gateway {
     pub fn refund(&self, pass: Pass) {
         if let Some(permit) = pass.permit {
             self.limiter.refund(permit);
+        }
+    }
+
+    /// Takes the rate limits of a held call that is about to queue a new approval: a held call
+    /// costs memory and a reviewer's attention, so it counts when it asks. (A call that joins
+    /// or uses an approval another call asked for takes nothing: that call paid.) Should the
+    /// policy no longer hold the call, nothing is taken here; it is policed again before it is
+    /// forwarded.
+    pub fn take_hold_limits(
+        &self,
+        session: &Session,
+        message: &Message,
+    ) -> Result<(), Box<Refusal>> {
+        let policy = self.policy.load();
+        let call = Call {
+            agent: session.agent.as_deref(),
+            method: message.method().unwrap_or_default(),
+            tool: message.tool_name(),
+            arguments: message.tool_arguments(),
+        };
+        let Decision::Approval { rule, limits, .. } = policy.decide(&call) else {
+            return Ok(());
+        };
+        match self.take_limits(session, message, rule, &limits) {
+            Verdict::Refuse(refusal) => Err(Box::new(refusal)),
+            _ => Ok(()),
         }
     }
 

@@ -15,6 +15,7 @@ mod decide;
 mod duplicates;
 mod explain;
 mod file;
+mod lint;
 mod load;
 mod rate_limit;
 mod rules;
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 
 pub use decide::{Call, Decision};
 pub use file::file_schema;
+pub use lint::untyped_argument_keywords;
 pub use load::{LoadError, LoadErrors};
 pub use rate_limit::{LimitExceeded, Permit, RateLimiter, Subject};
 pub use rules::{ApprovalVia, DefaultAction, LimitScope, Limits, RateLimit};

@@ -9,6 +9,7 @@
 //!
 //! The clock is handed in (`now`), so tests drive time without sleeping.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub struct Subject {
     pub agent: Option<Arc<str>>,
     /// The gateway session id.
     pub session: Arc<str>,
+    /// For an anonymous caller: the client address it is counted by under scope "agent", or
+    /// `None` for the one counter all anonymous callers share.
+    pub address: Option<IpAddr>,
 }
 
 /// The units one successful `acquire` took; hand it to `refund` if the call never happened.
@@ -73,20 +77,23 @@ struct CounterKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum SubjectKey {
     Agent(Arc<str>),
+    /// Anonymous callers: all together, or by client address.
+    Anonymous(Option<IpAddr>),
     Session(Arc<str>),
     Global,
 }
 
 impl SubjectKey {
     /// Scope "agent" counts per agent when it is known, so a known agent cannot reset its limit
-    /// by opening a new session; an anonymous caller is counted per session.
+    /// by opening a new session. Anonymous callers cannot be told apart across sessions, so they
+    /// share one counter (or one per client address): counted per session, re-initializing
+    /// would reset their limits. Scope "session" counts each session, as it says.
     fn new(per: LimitScope, subject: &Subject) -> Self {
         match (per, &subject.agent) {
             (LimitScope::Global, _) => SubjectKey::Global,
             (LimitScope::Agent, Some(agent)) => SubjectKey::Agent(agent.clone()),
-            (LimitScope::Agent, None) | (LimitScope::Session, _) => {
-                SubjectKey::Session(subject.session.clone())
-            }
+            (LimitScope::Agent, None) => SubjectKey::Anonymous(subject.address),
+            (LimitScope::Session, _) => SubjectKey::Session(subject.session.clone()),
         }
     }
 }

@@ -38,6 +38,7 @@ fn anonymous(session: &str) -> Subject {
     Subject {
         agent: None,
         session: session.into(),
+        address: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn agent(agent: &str, session: &str) -> Subject {
     Subject {
         agent: Some(agent.into()),
         session: session.into(),
+        address: None,
     }
 }
 
@@ -143,14 +145,52 @@ fn a_known_agent_cannot_reset_its_limit_with_a_new_session() {
     limiter.acquire(&limits, &agent("bot", "s1"), base).unwrap();
     limiter.acquire(&limits, &agent("bot", "s2"), base).unwrap();
     assert!(limiter.acquire(&limits, &agent("bot", "s3"), base).is_err());
-    // Another agent, and anonymous sessions, have their own counters.
+    // Another agent, and anonymous callers, have their own counters.
     limiter
         .acquire(&limits, &agent("other", "s1"), base)
         .unwrap();
     limiter.acquire(&limits, &anonymous("s1"), base).unwrap();
     limiter.acquire(&limits, &anonymous("s1"), base).unwrap();
     assert!(limiter.acquire(&limits, &anonymous("s1"), base).is_err());
+}
+
+#[test]
+fn anonymous_callers_share_one_counter_so_a_new_session_does_not_reset_it() {
+    let (policy, limiter, base) = (policy(), RateLimiter::new(), Instant::now());
+    let limits = limits(&policy, None, "per_agent");
+    limiter.acquire(&limits, &anonymous("s1"), base).unwrap();
     limiter.acquire(&limits, &anonymous("s2"), base).unwrap();
+    assert!(limiter.acquire(&limits, &anonymous("s3"), base).is_err());
+    // Scope "session" still counts each session.
+    let per_session = self::limits(&policy, None, "per_session");
+    limiter
+        .acquire(&per_session, &anonymous("s4"), base)
+        .unwrap();
+    limiter
+        .acquire(&per_session, &anonymous("s5"), base)
+        .unwrap();
+}
+
+#[test]
+fn anonymous_callers_counted_by_address_share_it_per_address() {
+    let (policy, limiter, base) = (policy(), RateLimiter::new(), Instant::now());
+    let limits = limits(&policy, None, "per_agent");
+    let from = |session: &str, address: [u8; 4]| Subject {
+        address: Some(address.into()),
+        ..anonymous(session)
+    };
+    limiter
+        .acquire(&limits, &from("s1", [10, 0, 0, 1]), base)
+        .unwrap();
+    limiter
+        .acquire(&limits, &from("s2", [10, 0, 0, 1]), base)
+        .unwrap();
+    assert!(limiter
+        .acquire(&limits, &from("s3", [10, 0, 0, 1]), base)
+        .is_err());
+    limiter
+        .acquire(&limits, &from("s3", [10, 0, 0, 2]), base)
+        .unwrap();
 }
 
 #[test]
@@ -270,9 +310,9 @@ fn counters_survive_a_reload_of_an_unchanged_rule_and_restart_for_a_changed_one(
 fn sweep_drops_only_fully_recovered_counters() {
     let (policy, limiter, base) = (policy(), RateLimiter::new(), Instant::now());
     let limits = limits(&policy, None, "per_agent");
-    limiter.acquire(&limits, &anonymous("s1"), base).unwrap();
+    limiter.acquire(&limits, &agent("a", "s1"), base).unwrap();
     limiter
-        .acquire(&limits, &anonymous("s2"), base + secs(20))
+        .acquire(&limits, &agent("b", "s2"), base + secs(20))
         .unwrap();
     assert_eq!(limiter.counter_count(), 2);
     limiter.sweep(base + secs(29));

@@ -96,6 +96,23 @@ impl Message {
         }
     }
 
+    /// A `tools/call`'s params besides `name` and `arguments` (`_meta`, ...), as the JSON
+    /// object's text they are forwarded as; `None` when there are none. Off the call path: an
+    /// approval covers them.
+    pub fn tool_call_other_params(&self) -> Option<String> {
+        let Some(Params::ToolCall { others, .. }) = &self.params else {
+            return None;
+        };
+        if others.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        write_members(&mut out, others);
+        out[0] = b'{';
+        out.push(b'}');
+        Some(String::from_utf8(out).expect("JSON text written from checked text is UTF-8"))
+    }
+
     /// `params`, parsed (off the call path: initialize's capabilities).
     pub fn params(&self) -> Option<Value> {
         let mut text = Vec::new();

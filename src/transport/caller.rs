@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 
 use super::error::GatewayError;
 use super::headers;
 use crate::admission::Admitted;
+use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::session::Session;
 
@@ -22,7 +23,7 @@ pub fn session_of(
     headers: &HeaderMap,
     agent: Option<&Arc<str>>,
 ) -> Result<Arc<Session>, GatewayError> {
-    let id = headers::session_id(headers).ok_or(GatewayError::MissingSession)?;
+    let id = headers::session_id(headers)?.ok_or(GatewayError::MissingSession)?;
     let session = gateway
         .sessions
         .get(id)
@@ -31,6 +32,27 @@ pub fn session_of(
         return Err(GatewayError::UnknownSession);
     }
     Ok(session)
+}
+
+/// A refusal at the edge that says something about who is probing (401: a key no agent has;
+/// 404: a session that is not the caller's) is audited, within the gateway's budget for them.
+/// Keys are never written; the session id presented is.
+pub fn audit_refusal(gateway: &Gateway, headers: &HeaderMap, method: &Method, err: &GatewayError) {
+    let decision = match err {
+        GatewayError::Unauthorized(_) => AuditDecision::Unauthorized,
+        GatewayError::UnknownSession => AuditDecision::UnknownSession,
+        _ => return,
+    };
+    let agent = gateway.agents.identify(headers).ok().flatten();
+    let session = headers::session_id(headers).ok().flatten();
+    let reason = err.to_string();
+    gateway.record_edge_refusal(
+        decision,
+        agent.as_deref(),
+        session,
+        method.as_str(),
+        &reason,
+    );
 }
 
 /// Counts the request against its agent, or its session when the agent is anonymous.

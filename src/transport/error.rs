@@ -18,6 +18,8 @@ pub enum GatewayError {
     NotAcceptable(String),
     #[error("Origin {0:?} is not allowed; add it with --allowed-origin")]
     ForbiddenOrigin(String),
+    #[error("the {0} header was sent more than once; send it once")]
+    RepeatedHeader(String),
     #[error("Mcp-Session-Id header is required: send initialize first and repeat the Mcp-Session-Id it answers with")]
     MissingSession,
     #[error("session not found: it ended, expired or was never issued; send initialize to start a new one")]
@@ -47,6 +49,7 @@ impl GatewayError {
         match self {
             Self::Message(_)
             | Self::MissingSession
+            | Self::RepeatedHeader(_)
             | Self::UnsupportedProtocolVersion { .. }
             | Self::BatchNotAllowed(_)
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
@@ -78,6 +81,7 @@ impl GatewayError {
             | Self::NotAcceptable(_)
             | Self::ForbiddenOrigin(_)
             | Self::MissingSession
+            | Self::RepeatedHeader(_)
             | Self::BatchNotAllowed(_)
             | Self::PayloadTooLarge { .. }
             | Self::BodyRead(_)

@@ -1,6 +1,6 @@
 //! Reading the request headers the streamable HTTP transport defines.
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 
 use super::error::GatewayError;
 use crate::protocol::headers::{PROTOCOL_VERSION, SESSION_ID};
@@ -77,18 +77,32 @@ pub fn require_event_stream(headers: &HeaderMap) -> Result<(), GatewayError> {
     }
 }
 
-pub fn session_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get(SESSION_ID).and_then(|v| v.to_str().ok())
+/// The `Mcp-Session-Id`. Sent twice it is refused: which copy counts is a guess, and a proxy in
+/// front may have guessed the other way.
+pub fn session_id(headers: &HeaderMap) -> Result<Option<&str>, GatewayError> {
+    Ok(single(headers, SESSION_ID)?.and_then(|v| v.to_str().ok()))
 }
 
-/// The request's protocol version: the header when present (one the gateway speaks), else the
-/// one the transports spec assumes.
-pub fn protocol_version(headers: &HeaderMap) -> Result<&'static str, GatewayError> {
-    let Some(value) = headers.get(PROTOCOL_VERSION) else {
-        return Ok(version::ASSUMED);
+fn single(headers: &HeaderMap, name: HeaderName) -> Result<Option<&HeaderValue>, GatewayError> {
+    let mut values = headers.get_all(&name).iter();
+    let first = values.next();
+    match values.next() {
+        Some(_) => Err(GatewayError::RepeatedHeader(name.to_string())),
+        None => Ok(first),
+    }
+}
+
+/// The request's protocol version when it names one (one the gateway speaks); `None` when the
+/// header is absent, and the session's negotiated revision applies (or, before there is a
+/// session, the one the transports spec assumes).
+pub fn declared_version(headers: &HeaderMap) -> Result<Option<&'static str>, GatewayError> {
+    let Some(value) = single(headers, PROTOCOL_VERSION)? else {
+        return Ok(None);
     };
-    version::spoken(value.as_bytes()).ok_or_else(|| GatewayError::UnsupportedProtocolVersion {
-        requested: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+    version::spoken(value.as_bytes()).map(Some).ok_or_else(|| {
+        GatewayError::UnsupportedProtocolVersion {
+            requested: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        }
     })
 }
 
@@ -220,11 +234,28 @@ mod tests {
     #[test]
     fn protocol_version_header_is_validated() {
         let ok = with(PROTOCOL_VERSION, "2025-06-18");
-        assert_eq!(protocol_version(&ok).unwrap(), "2025-06-18");
+        assert_eq!(declared_version(&ok).unwrap(), Some("2025-06-18"));
         assert!(matches!(
-            protocol_version(&with(PROTOCOL_VERSION, "2026-07-28")),
+            declared_version(&with(PROTOCOL_VERSION, "2026-07-28")),
             Err(GatewayError::UnsupportedProtocolVersion { requested }) if requested == "2026-07-28"
         ));
-        assert_eq!(protocol_version(&HeaderMap::new()).unwrap(), "2025-03-26");
+        assert_eq!(declared_version(&HeaderMap::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_session_id_or_version_sent_twice_is_refused() {
+        let mut twice = with(SESSION_ID, "aaaa");
+        twice.append(SESSION_ID, HeaderValue::from_static("bbbb"));
+        assert!(matches!(
+            session_id(&twice),
+            Err(GatewayError::RepeatedHeader(name)) if name == "mcp-session-id"
+        ));
+        assert_eq!(session_id(&with(SESSION_ID, "aaaa")).unwrap(), Some("aaaa"));
+        let mut twice = with(PROTOCOL_VERSION, "2025-06-18");
+        twice.append(PROTOCOL_VERSION, HeaderValue::from_static("2025-03-26"));
+        assert!(matches!(
+            declared_version(&twice),
+            Err(GatewayError::RepeatedHeader(name)) if name == "mcp-protocol-version"
+        ));
     }
 }

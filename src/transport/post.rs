@@ -3,11 +3,12 @@
 //! Order matters: headers, then size, then strict parse, then session; then the exchange polices
 //! and forwards, and its outcome is rendered for this client.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -27,15 +28,23 @@ use crate::session::Session;
 /// Takes the request whole: the `HeaderMap` extractor would copy every header.
 pub async fn post(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    match accept(&gateway, &parts.headers, body).await {
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    match accept(&gateway, &parts.headers, address, body).await {
         Ok(response) => response,
-        Err(err) => err.into_response(),
+        Err(err) => {
+            caller::audit_refusal(&gateway, &parts.headers, &parts.method, &err);
+            err.into_response()
+        }
     }
 }
 
 async fn accept(
     gateway: &Arc<Gateway>,
     headers: &HeaderMap,
+    address: Option<IpAddr>,
     body: Body,
 ) -> Result<Response, GatewayError> {
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
@@ -45,7 +54,7 @@ async fn accept(
     let limits = &gateway.config.limits;
     let bytes = read_body(body, limits.max_body_bytes, limits.request_read_timeout).await?;
     let body = protocol::parse_body(&bytes)?;
-    let version = headers::protocol_version(headers);
+    let version = headers::declared_version(headers);
     let within = limits.upstream_timeout;
     match body {
         protocol::Body::Single(message) => {
@@ -57,8 +66,9 @@ async fn accept(
             };
             let id = message.id().cloned();
             if message.is(method::INITIALIZE) {
+                let version = version.unwrap_or(version::ASSUMED);
                 let Opened { outcome, session } =
-                    exchange::initialize(gateway, agent, version, message).await;
+                    exchange::initialize(gateway, agent, address, version, message).await;
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
                     let value = HeaderValue::from_str(&session.id)
@@ -69,6 +79,8 @@ async fn accept(
             }
             let session = caller::session_of(gateway, headers, agent.as_ref())?;
             let _admitted = caller::admit(gateway, &session)?;
+            // A request without the header speaks the session's negotiated revision.
+            let version = version.unwrap_or(session.version);
             let outcome = exchange::exchange(gateway, &session, version, message).await;
             Ok(render::response(outcome, format, id, within).await)
         }
@@ -76,6 +88,7 @@ async fn accept(
             let version = version?;
             let session = caller::session_of(gateway, headers, agent.as_ref())?;
             let _admitted = caller::admit(gateway, &session)?;
+            let version = version.unwrap_or(session.version);
             if !version::allows_batches(version) {
                 return Err(GatewayError::BatchNotAllowed(version.to_owned()));
             }

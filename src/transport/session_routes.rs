@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::caller;
@@ -19,8 +19,9 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
         let agent = caller::identify(&gateway, &headers)?;
         headers::require_event_stream(&headers)?;
-        let version = headers::protocol_version(&headers)?;
+        let version = headers::declared_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
+        let version = version.unwrap_or(session.version);
         let last_event_id = headers.get(LAST_EVENT_ID);
         match exchange::open_stream(&gateway, &session, version, last_event_id).await {
             Ok(messages) => Ok(sse::messages_response(messages, None)),
@@ -30,17 +31,24 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
             Err(StreamRefused::Failed(err)) => Err(err.into()),
         }
     };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+    result.await.unwrap_or_else(|err| {
+        caller::audit_refusal(&gateway, &headers, &Method::GET, &err);
+        err.into_response()
+    })
 }
 
 pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
         let agent = caller::identify(&gateway, &headers)?;
-        let version = headers::protocol_version(&headers)?;
+        let version = headers::declared_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
+        let version = version.unwrap_or(session.version);
         exchange::end_session(&gateway, &session, version).await;
         Ok::<_, GatewayError>(StatusCode::NO_CONTENT.into_response())
     };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+    result.await.unwrap_or_else(|err| {
+        caller::audit_refusal(&gateway, &headers, &Method::DELETE, &err);
+        err.into_response()
+    })
 }
