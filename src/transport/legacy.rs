@@ -6,10 +6,11 @@
 //! and forwarded alike; the gateway's session behind a stream is bound to the agent that opened
 //! the stream, as `Mcp-Session-Id` is.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
@@ -46,6 +47,8 @@ pub struct Streams {
 /// One client's stream and what its messages are exchanged in.
 struct Stream {
     agent: Option<Arc<str>>,
+    /// The client's address when it opened the stream (anonymous limits may count by it).
+    address: Option<IpAddr>,
     events: mpsc::Sender<SseEvent>,
     /// The gateway's session, once initialize opened one, and the revision it negotiated.
     session: Mutex<Option<(Arc<Session>, &'static str)>>,
@@ -67,7 +70,10 @@ impl Streams {
 }
 
 /// `GET /sse`: a stream that first names the endpoint for this client's messages.
-pub async fn open(State(streams): State<Streams>, headers: HeaderMap) -> Response {
+pub async fn open(State(streams): State<Streams>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let headers = parts.headers;
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
     let gateway = streams.gateway.clone();
     let opened = (|| {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
@@ -83,7 +89,10 @@ pub async fn open(State(streams): State<Streams>, headers: HeaderMap) -> Respons
     })();
     let agent = match opened {
         Ok(agent) => agent,
-        Err(err) => return err.into_response(),
+        Err(err) => {
+            caller::audit_refusal(&gateway, &headers, &parts.method, &err);
+            return err.into_response();
+        }
     };
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
@@ -91,6 +100,7 @@ pub async fn open(State(streams): State<Streams>, headers: HeaderMap) -> Respons
     let (events, received) = mpsc::channel(BACKLOG);
     let stream = Arc::new(Stream {
         agent,
+        address: peer.map(|ConnectInfo(peer)| peer.ip()),
         events,
         session: Mutex::default(),
     });
@@ -143,7 +153,10 @@ pub async fn message(
     let (parts, body) = request.into_parts();
     match accept(&streams, &endpoint.session_id, &parts.headers, body).await {
         Ok(()) => (StatusCode::ACCEPTED, "Accepted").into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => {
+            caller::audit_refusal(&streams.gateway, &parts.headers, &parts.method, &err);
+            err.into_response()
+        }
     }
 }
 
@@ -183,8 +196,14 @@ async fn exchange_onto(gateway: &Arc<Gateway>, stream: &Arc<Stream>, message: Me
     let id = message.id().cloned();
     let within = gateway.config.limits.upstream_timeout;
     if message.is(method::INITIALIZE) {
-        let Opened { outcome, session } =
-            exchange::initialize(gateway, stream.agent.clone(), version::ASSUMED, message).await;
+        let Opened { outcome, session } = exchange::initialize(
+            gateway,
+            stream.agent.clone(),
+            stream.address,
+            version::ASSUMED,
+            message,
+        )
+        .await;
         let answer = render::settle(outcome, id.as_ref(), within).await;
         let negotiated = answer.body.as_deref().and_then(negotiated_version);
         if let Some(session) = session {
