@@ -11,8 +11,12 @@ use crate::admission::Admitted;
 use crate::gateway::Gateway;
 use crate::session::Session;
 
+/// The agent presenting the request's key. A refused key is logged (never the key itself).
 pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
-    Ok(gateway.agents.identify(headers)?)
+    gateway.agents.identify(headers).map_err(|err| {
+        tracing::warn!(decision = "unauthorized", reason = %err, "request refused: agent key");
+        err.into()
+    })
 }
 
 /// The caller's live session. A session belongs to the agent that opened it: any other caller
