@@ -29,6 +29,11 @@ impl InFlight {
         self.max
     }
 
+    /// Requests admitted and not yet answered, all callers together (for the metrics scrape).
+    pub fn total(&self) -> usize {
+        self.counts.iter().map(|entry| *entry.value()).sum()
+    }
+
     /// Admits one more request for `key`, or `None` when it already has `max` in flight.
     pub fn admit(&self, key: &Arc<str>) -> Option<Admitted<'_>> {
         let mut count = self.counts.entry(key.clone()).or_insert(0);

@@ -5,21 +5,37 @@
 //! agent saw acknowledged is in the kernel's hands even if the gateway is then killed. (Queueing
 //! records for a writer thread to append in batches was tried: no less CPU per call, and a crash
 //! would lose the queue.)
+//!
+//! Rotation: SIGHUP reopens the path (`reopen`), so logrotate can rename the file and have the
+//! next record start a new one, without copytruncate's window of lost lines. The open file sits
+//! behind an `ArcSwap`: a write loads it without a lock, a reopen swaps it in one store.
+//! `--audit -` writes to standard output instead, one locked write per record.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
-use std::sync::Mutex;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
 
 pub struct AuditLog {
-    file: File,
+    target: Target,
     include_arguments: bool,
 }
+
+/// Where records go.
+enum Target {
+    File { path: PathBuf, file: ArcSwap<File> },
+    Stdout,
+}
+
+/// The path that means standard output.
+const STDOUT: &str = "-";
 
 /// One decision. Borrowed fields: a record is built, written and dropped on the call path.
 #[derive(Debug)]
@@ -135,12 +151,38 @@ impl RefusalBudget {
 }
 
 impl AuditLog {
+    /// Opens `path` for appending (created mode 0600: records name agents and what they did),
+    /// or standard output for `-`.
     pub fn open(path: &Path, include_arguments: bool) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let target = if path.as_os_str() == STDOUT {
+            Target::Stdout
+        } else {
+            Target::File {
+                path: path.to_owned(),
+                file: ArcSwap::from_pointee(open_append(path)?),
+            }
+        };
         Ok(Self {
-            file,
+            target,
             include_arguments,
         })
+    }
+
+    /// Opens the path again and writes the next records there (SIGHUP, after logrotate renamed
+    /// the file). On failure the old file keeps receiving records.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        if let Target::File { path, file } = &self.target {
+            file.store(Arc::new(open_append(path)?));
+        }
+        Ok(())
+    }
+
+    /// The file written to, or `None` for standard output.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::File { path, .. } => Some(path),
+            Target::Stdout => None,
+        }
     }
 
     pub fn write(&self, record: &AuditRecord<'_>) -> std::io::Result<()> {
@@ -151,7 +193,14 @@ impl AuditLog {
         BUFFER.with_borrow_mut(|line| {
             line.clear();
             self.encode(record, line);
-            (&self.file).write_all(line)
+            match &self.target {
+                Target::File { file, .. } => {
+                    let file: &File = &file.load();
+                    let mut file = file;
+                    file.write_all(line)
+                }
+                Target::Stdout => std::io::stdout().lock().write_all(line),
+            }
         })
     }
 
@@ -220,6 +269,14 @@ fn arguments(line: &mut Vec<u8>, arguments: &Value) {
         let json = String::from_utf8_lossy(&encoded);
         member(line, "arguments", &capped(&json, ARGUMENTS_CAP));
     }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn member<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, key: &str, value: &T) {
@@ -296,6 +353,35 @@ mod tests {
         assert_eq!(lines[0]["latency_ms"], 1.5);
         assert_eq!(lines[0]["arguments"], Value::Null);
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn is_created_private_and_reopened_at_its_path_after_a_rename() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let rotated = dir.path().join("audit.jsonl.1");
+        let log = AuditLog::open(&path, false).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        log.write(&record(None)).unwrap();
+        std::fs::rename(&path, &rotated).unwrap();
+        log.write(&record(None)).unwrap();
+        log.reopen().unwrap();
+        log.write(&record(None)).unwrap();
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!(
+            lines(&rotated),
+            2,
+            "records before the reopen stay in the renamed file"
+        );
+        assert_eq!(lines(&path), 1, "records after it start the new file");
+    }
+
+    #[test]
+    fn a_dash_means_standard_output_not_a_file_named_dash() {
+        let log = AuditLog::open(Path::new("-"), false).unwrap();
+        assert!(log.path().is_none());
     }
 
     #[test]

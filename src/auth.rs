@@ -74,6 +74,11 @@ impl AgentKeys {
         })
     }
 
+    /// The configured agents' names.
+    pub fn names(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.by_digest.values()
+    }
+
     pub fn is_required(&self) -> bool {
         self.required
     }

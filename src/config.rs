@@ -11,6 +11,7 @@ pub struct GatewayConfig {
     pub upstream: reqwest::Url,
     pub policy: PathBuf,
     pub allowed_origins: Vec<String>,
+    /// `-` writes the records to standard output.
     pub audit: Option<PathBuf>,
     pub audit_arguments: bool,
     /// `NAME=sha256:HEX` or `NAME=env:VARIABLE`, one per agent.
@@ -21,6 +22,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Event loops serving requests, one thread each (server.rs).
     pub workers: NonZeroUsize,
+    /// Serve `GET /metrics` (Prometheus) on this address.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Human approval and the admin API it is worked from.

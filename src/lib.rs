@@ -18,6 +18,7 @@ pub mod config;
 pub mod exchange;
 pub mod gateway;
 pub mod json;
+pub mod metrics;
 pub mod policy;
 pub mod protocol;
 pub mod reload;

@@ -14,7 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Phase};
 use crate::{reload, transport};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +30,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
         .map_err(|source| BindError { addr, source })
 }
 
-/// Serves the gateway on `listener` (and the admin API on `--admin-listen`, if set) until
-/// `shutdown` completes, then lets requests in flight finish. Background upkeep (idle sessions,
+/// Serves the gateway on `listener` (and the admin API on `--admin-listen`, metrics on
+/// `--metrics-listen`, if set) until `shutdown` completes, then closes the listeners, answers
+/// held calls and lets requests in flight finish. Background upkeep (idle sessions,
 /// limiter state, approval expiry, policy reloads) runs alongside, on the caller's runtime.
 ///
 /// Requests are served by `workers` event loops, one thread each, all accepting from the one
@@ -44,11 +45,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // The admin API has its own listener with --admin-listen, else it shares the agents' one.
+    // /metrics is served on --metrics-listen and on the admin listener, never beside MCP.
     let admin = crate::admin::router(gateway.clone());
+    let metrics = transport::metrics_router(gateway.clone());
     let (admin, beside_mcp) = match (gateway.config.approvals.admin_listen, admin) {
-        (Some(addr), Some(router)) => (Some((TcpListener::bind(addr).await?, router)), None),
+        (Some(addr), Some(router)) => {
+            let router = match &metrics {
+                Some(metrics) => router.merge(metrics.clone()),
+                None => router,
+            };
+            (Some((TcpListener::bind(addr).await?, router)), None)
+        }
         (None, router) => (None, router),
         (Some(_), None) => (None, None),
+    };
+    let metrics = match (gateway.config.metrics_listen, metrics) {
+        (Some(addr), Some(router)) => Some((TcpListener::bind(addr).await?, router)),
+        _ => None,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let limits = &gateway.config.limits;
@@ -66,19 +79,21 @@ pub async fn serve(
         )?);
     }
     drop(listener);
-    if let Some((listener, router)) = admin {
-        let (done, admin_finished) = oneshot::channel();
+    for (listener, router) in admin.into_iter().chain(metrics) {
+        let (done, router_finished) = oneshot::channel();
         let (limits, stopping) = (limits.clone(), stopping.clone());
         tokio::spawn(async move {
             let dispatch = transport::Dispatch::router(router);
             serve_connections(listener, dispatch, limits, stopping).await;
             let _ = done.send(());
         });
-        finished.push(admin_finished);
+        finished.push(router_finished);
     }
     let upkeep = tokio::spawn(upkeep(gateway.clone()));
     let watcher = reload::watch(gateway.clone());
     shutdown.await;
+    // Held calls are answered now (telling the agent to repeat the call), not cut.
+    gateway.readiness.enter(Phase::Stopping);
     let _ = stop.send(true);
     for done in finished {
         if done.await.is_err() {

@@ -234,6 +234,8 @@ async fn serve_logs_json_audits_and_stops_cleanly_on_sigterm() {
             "serve",
             "--log-format",
             "json",
+            "--drain-delay-secs",
+            "0",
             "--listen",
             &format!("127.0.0.1:{port}"),
         ])

@@ -4,6 +4,7 @@
 mod approvals;
 mod policy;
 mod run;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,8 +64,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the simulated Binance MCP server (29 tools, fake deterministic market data).
     Simulate(SimulateArgs),
-    /// Run the gateway on 127.0.0.1:8080 in front of an in-process simulator, with
-    /// policies/binance.json, and print how to connect.
+    /// Run the gateway on 127.0.0.1:8080 in front of an in-process simulator, with the built-in
+    /// Binance policy (policies/binance.json), and print how to connect. Works from any directory.
     Demo(DemoArgs),
     /// Work the approval queue of a running gateway: list, approve, reject.
     Approvals(approvals::ApprovalsArgs),
@@ -156,7 +157,8 @@ pub struct GatewayOptions {
     /// The shared secret the approval webhook's signature is made with.
     #[arg(long, env = "MCPGATE_APPROVAL_WEBHOOK_SECRET", hide_env_values = true)]
     pub approval_webhook_secret: Option<String>,
-    /// Append one JSON line per decision to this file.
+    /// Append one JSON line per decision to this file (created mode 0600; SIGHUP reopens it, for
+    /// logrotate without copytruncate), or to standard output with `-`.
     #[arg(long, env = "MCPGATE_AUDIT")]
     pub audit: Option<PathBuf>,
     /// Include tool arguments in audit records (redacted by default).
@@ -194,6 +196,21 @@ pub struct GatewayOptions {
     /// Seconds allowed for the upstream's answer (its headers; all of it for JSON answers).
     #[arg(long, env = "MCPGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = Limits::default().upstream_timeout.as_secs())]
     pub upstream_timeout_secs: u64,
+    /// Serve Prometheus metrics on GET /metrics at this address (also on --admin-listen when set).
+    #[arg(long, env = "MCPGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Refuse to start unless the upstream answers an MCP initialize (without it, a wrong
+    /// upstream is a warning at start and /readyz stays not ready).
+    #[arg(long, env = "MCPGATE_REQUIRE_UPSTREAM")]
+    pub require_upstream: bool,
+    /// After SIGTERM: seconds /readyz fails while new requests are still served, so the load
+    /// balancer takes this replica out before its listener closes. A second signal ends it early.
+    #[arg(long, env = "MCPGATE_DRAIN_DELAY_SECS", default_value_t = 5)]
+    pub drain_delay_secs: u64,
+    /// Seconds requests in flight get to finish once the listener has closed; then they are cut.
+    /// Calls held for approval are answered at once, telling the agent to repeat them.
+    #[arg(long, env = "MCPGATE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl GatewayOptions {
@@ -214,6 +231,7 @@ impl GatewayOptions {
             agents: self.agents.clone(),
             require_auth: self.require_auth,
             workers,
+            metrics_listen: self.metrics_listen,
             approvals: ApprovalConfig {
                 admin_token: None,
                 reviewers: self
@@ -261,9 +279,10 @@ pub struct DemoArgs {
     /// Address the gateway listens on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Policy file.
-    #[arg(long, default_value = "policies/binance.json")]
-    pub policy: PathBuf,
+    /// Policy file; without it, the Binance policy built into the binary (policies/binance.json),
+    /// written to a private temporary file that can be edited while the demo runs.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub options: GatewayOptions,
 }

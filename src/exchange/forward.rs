@@ -11,6 +11,7 @@ use super::tools_list::ToolsFilter;
 use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
 use crate::gateway::{Gateway, Pass, Refusal};
+use crate::metrics::UpstreamOutcome;
 use crate::protocol::{method, Message};
 use crate::session::Session;
 use crate::upstream::{EventStream, Placement, Reply, UpstreamError};
@@ -52,7 +53,9 @@ pub(super) async fn forward(
         session_id: session.upstream_id.as_ref(),
         protocol_version: Some(version),
     };
+    let sent = Instant::now();
     let reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    observe_upstream(gateway, message, sent, &reply);
     let (status, decision) = match &reply {
         Ok(Reply::Json { status, .. } | Reply::Accepted { status }) => {
             (Some(status.as_u16()), AuditDecision::Allow)
@@ -60,7 +63,15 @@ pub(super) async fn forward(
         Ok(Reply::Stream { .. }) => (Some(200), AuditDecision::Allow),
         Err(_) => (None, AuditDecision::UpstreamError),
     };
-    let mut record = gateway.audit_record(session, message, decision, pass.rule.as_deref(), None);
+    // A failure's text is its reason: the operator reading the record needs it.
+    let error = reply.as_ref().err().map(ToString::to_string);
+    let mut record = gateway.audit_record(
+        session,
+        message,
+        decision,
+        pass.rule.as_deref(),
+        error.as_deref(),
+    );
     record.upstream_status = status;
     record.latency = Some(started.elapsed());
     gateway.record(&record);
@@ -74,6 +85,32 @@ pub(super) async fn forward(
         }
     }
     reply
+}
+
+/// Counts one exchange with the upstream in the metrics, when they are on.
+pub(super) fn observe_upstream(
+    gateway: &Gateway,
+    message: &Message,
+    sent: Instant,
+    reply: &Result<Reply, UpstreamError>,
+) {
+    let Some(metrics) = &gateway.metrics else {
+        return;
+    };
+    let outcome = match reply {
+        Ok(Reply::Json { status, .. } | Reply::Accepted { status }) if !status.is_success() => {
+            UpstreamOutcome::Refused
+        }
+        Ok(_) => UpstreamOutcome::Answered,
+        Err(err) if err.is_timeout() => UpstreamOutcome::TimedOut,
+        Err(_) => UpstreamOutcome::Failed,
+    };
+    let kind = match reply {
+        Err(err) => Some(err.kind()),
+        Ok(Reply::Json { status, .. }) if status.is_server_error() => Some("error_status"),
+        Ok(_) => None,
+    };
+    metrics.upstream(message.method(), outcome, sent.elapsed(), kind);
 }
 
 /// The upstream's reply as an outcome; a `tools/list` answer is filtered on the way, whichever

@@ -43,6 +43,9 @@ enum NotMade {
     /// Approved, but an identical call made after the approval used it first.
     UsedElsewhere(Approval),
     StillPending(Approval),
+    /// The gateway is shutting down: the call is answered, not cut, so the agent repeats it
+    /// (on another replica, or on this one once it is back).
+    ShuttingDown(Approval),
 }
 
 pub(super) async fn hold(
@@ -249,6 +252,13 @@ async fn wait(
     let mut step = 0u64;
     loop {
         tokio::select! {
+            () = gateway.readiness.stopping() => {
+                let current = gateway.approvals.get(&approval.id).unwrap_or_else(|| approval.clone());
+                if current.status == Status::Pending {
+                    return Err(NotMade::ShuttingDown(current));
+                }
+                break;
+            }
             // The borrow `wait_for` returns is not Send: drop it inside the branch's future.
             () = async { let _ = decided.wait_for(|s| *s != Status::Pending).await; } => break,
             () = tokio::time::sleep_until(deadline) => {
@@ -306,6 +316,11 @@ impl NotMade {
                 "Waiting for approval {} ({}: {}). The call was not made yet: once a person approves it, \
                  repeat exactly the same call and it will go through once. The approval expires at {}.",
                 a.id, a.rule, a.reason, a.expires_at
+            ),
+            NotMade::ShuttingDown(a) => format!(
+                "The gateway is shutting down and approval {} ({}: {}) was not decided; the call was \
+                 not made. Repeat exactly the same call to ask for approval again.",
+                a.id, a.rule, a.reason
             ),
         };
         answer::tool_error(message.id(), &text)

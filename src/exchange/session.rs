@@ -7,7 +7,7 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::forward::{messages, relay};
+use super::forward::{messages, observe_upstream, relay};
 use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
@@ -43,17 +43,27 @@ pub async fn initialize(
         session_id: None,
         protocol_version: Some(version),
     };
-    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    let sent = std::time::Instant::now();
+    let mut reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    if matches!(&reply, Ok(Reply::Json { status, .. }) if *status == StatusCode::NOT_FOUND) {
+        // No session was named, so this is no unknown session: the URL is not an MCP endpoint.
+        reply = Err(gateway.upstream.endpoint_not_found());
+    }
+    observe_upstream(gateway, &message, sent, &reply);
     let upstream_id = match &reply {
         Ok(Reply::Json {
             status, session_id, ..
         }) if status.is_success() => session_id.clone(),
         Ok(Reply::Stream { session_id, .. }) => session_id.clone(),
         Ok(_) | Err(_) => {
+            if let Err(err) = &reply {
+                tracing::warn!(agent = agent.as_deref(), method = method::INITIALIZE,
+                    decision = "upstream_error", reason = %err, "upstream failed initialize");
+            }
             return Opened {
                 outcome: relay(gateway, None, &message, reply),
                 session: None,
-            }
+            };
         }
     };
     let opening = Opening {

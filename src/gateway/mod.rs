@@ -3,6 +3,8 @@
 //!
 //! [`verdict`] is the one decision every message goes through; `exchange` uses it.
 
+mod log;
+mod readiness;
 mod verdict;
 
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+pub use readiness::{NotReady, Phase, Readiness};
 pub use verdict::{Hold, Pass, Refusal, Verdict};
 
 use crate::admission::InFlight;
@@ -19,6 +22,7 @@ use crate::approval::{Approval, Approvals, QueueLimits, Status as ApprovalStatus
 use crate::audit::{AuditDecision, AuditLog, AuditRecord, RefusalBudget};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
 use crate::session::SessionStore;
@@ -42,6 +46,10 @@ pub struct Gateway {
     pub edge_refusals: RefusalBudget,
     /// Outcome of policy reloads, for logs, tests and probes to follow.
     pub reloads: tokio::sync::watch::Sender<ReloadStatus>,
+    /// Present when something serves `/metrics` (`--metrics-listen`, `--admin-listen`).
+    pub metrics: Option<Metrics>,
+    /// `/readyz`, and where the gateway is in stopping.
+    pub readiness: Readiness,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -110,6 +118,13 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         (Some(_), None) => return Err(BuildError::WebhookSecret),
         _ => None,
     };
+    let admin_listener =
+        config.approvals.admin_listen.is_some() && config.approvals.admin_token.is_some();
+    let metrics = (config.metrics_listen.is_some() || admin_listener).then(|| {
+        let metrics = Metrics::new(agents.names());
+        metrics.policy_tools(policy.tool_rule_names());
+        metrics
+    });
     Ok(Arc::new(Gateway {
         approvals: Approvals::new(QueueLimits {
             max_pending_per_caller: config.approvals.max_pending_per_agent,
@@ -126,6 +141,8 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         upstream,
         audit,
         reloads: tokio::sync::watch::Sender::new(Default::default()),
+        metrics,
+        readiness: Readiness::default(),
         config,
     }))
 }
@@ -138,6 +155,21 @@ impl Gateway {
             if let Err(err) = log.write(record) {
                 tracing::error!(error = %err, "could not write the audit log");
             }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.decision(record.tool, record.decision, record.agent);
+        }
+        log::log_decision(record);
+    }
+
+    /// Opens the audit file again at its path (SIGHUP, after logrotate renamed it).
+    pub fn reopen_audit(&self) {
+        let Some(log) = &self.audit else { return };
+        let Some(path) = log.path() else { return };
+        match log.reopen() {
+            Ok(()) => tracing::info!(path = %path.display(), "audit log reopened"),
+            Err(err) => tracing::error!(path = %path.display(), error = %err,
+                "could not reopen the audit log; records still go to the file open before"),
         }
     }
 
@@ -152,9 +184,7 @@ impl Gateway {
         http_method: &str,
         reason: &str,
     ) {
-        if self.audit.is_none() {
-            return;
-        }
+        // Budgeted whether or not there is an audit file: the log line is a record too.
         let Some(left_out) = self.edge_refusals.admit(Instant::now()) else {
             return;
         };

@@ -79,6 +79,19 @@ impl CompiledPolicy {
         self.tool_rule_names.iter().map(String::as_str)
     }
 
+    /// How each approval rule asks a person (one entry per rule, top level and agent sections):
+    /// empty when no rule holds calls for approval.
+    pub fn approval_routes(&self) -> Vec<ApprovalVia> {
+        std::iter::once(&self.global)
+            .chain(self.agents.values())
+            .flat_map(|section| section.tools.values())
+            .filter_map(|rule| match rule.action {
+                rules::ToolAction::Approval { via, .. } => Some(via),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether `tool` belongs in `agent`'s tools/list: not if hidden, denied, or denied by default.
     /// Approval tools are listed: the agent may call them and wait.
     pub fn tool_visible(&self, agent: Option<&str>, tool: &str) -> bool {

@@ -12,6 +12,8 @@ use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::session::Session;
 
+/// The agent presenting the request's key. A refused key is audited and logged by the caller
+/// (`audit_refusal`), never the key itself.
 pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
     Ok(gateway.agents.identify(headers)?)
 }

@@ -14,7 +14,7 @@ mod session_routes;
 pub mod sse;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -69,7 +69,17 @@ impl Dispatch {
             Some(gateway)
                 if request.method() == Method::POST && request.uri().path() == MCP_PATH =>
             {
-                post::post(State(gateway), request).await
+                match &gateway.metrics {
+                    None => post::post(State(gateway), request).await,
+                    Some(_) => {
+                        let started = Instant::now();
+                        let response = post::post(State(gateway.clone()), request).await;
+                        if let Some(metrics) = &gateway.metrics {
+                            metrics.request(started.elapsed());
+                        }
+                        response
+                    }
+                }
             }
             _ => match self.router.oneshot(request).await {
                 Ok(response) => response,
@@ -100,15 +110,47 @@ fn router(gateway: Arc<Gateway>) -> Router {
         )
 }
 
-/// Ready while the upstream answers HTTP: an ingress stops routing to a replica that cannot
-/// forward anything.
+/// Ready while the upstream answers MCP and the gateway is not stopping: an ingress stops
+/// routing to a replica that cannot forward anything, or is about to close its listener.
 async fn ready(State(gateway): State<Arc<Gateway>>) -> (StatusCode, String) {
-    if gateway.upstream.answers(Duration::from_secs(2)).await {
-        (StatusCode::OK, "ready\n".into())
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("upstream {} does not answer\n", gateway.upstream.url()),
-        )
+    match gateway.readiness.check(&gateway.upstream).await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(not_ready) => (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
     }
+}
+
+/// `GET /metrics`, on the metrics listener and the admin one; `None` when metrics are off.
+pub fn metrics_router(gateway: Arc<Gateway>) -> Option<Router> {
+    gateway.metrics.as_ref()?;
+    Some(
+        Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(gateway),
+    )
+}
+
+async fn scrape(State(gateway): State<Arc<Gateway>>) -> Response {
+    use axum::response::IntoResponse;
+    let Some(metrics) = &gateway.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let gauges = crate::metrics::Gauges {
+        sessions: gateway.sessions.len(),
+        approvals_pending: gateway
+            .approvals
+            .list()
+            .iter()
+            .filter(|a| a.status == crate::approval::Status::Pending)
+            .count(),
+        in_flight: gateway.in_flight.total(),
+    };
+    let text = metrics.encode(gauges);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }

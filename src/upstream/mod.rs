@@ -60,11 +60,29 @@ pub enum UpstreamError {
     NoAnswer(StatusCode),
     #[error("upstream refused {method}: {error}")]
     Refused { method: &'static str, error: String },
+    /// A 404 to initialize, which opens no session and so cannot be an unknown one: the URL
+    /// names no MCP endpoint, most often because its path was left out.
+    #[error("upstream {url} answered HTTP 404 to initialize: check the URL's path, it must be the server's MCP endpoint (often /mcp, e.g. http://127.0.0.1:9000/mcp)")]
+    EndpointNotFound { url: String },
 }
 
 impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::StreamTimeout { .. })
+    }
+
+    /// The failure's kind, for metrics and logs: one word per variant.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Timeout { .. } | Self::StreamTimeout { .. } => "timeout",
+            Self::UnexpectedAnswer { .. } => "unexpected_answer",
+            Self::AnswerTooLarge(_) | Self::EventTooLarge(_) => "too_large",
+            Self::AnswerBroken(_) | Self::StreamBroken(_) | Self::StreamEndedEarly => "broken",
+            Self::UnreadableAnswer(_) | Self::NoToolList | Self::NoAnswer(_) => "unreadable",
+            Self::Refused { .. } => "refused",
+            Self::EndpointNotFound { .. } => "not_found",
+        }
     }
 }
 
@@ -316,14 +334,11 @@ impl Upstream {
         Ok(response.status())
     }
 
-    /// True when the upstream answers HTTP at all: readiness, not health of its tools.
-    pub async fn answers(&self, within: Duration) -> bool {
-        let probe =
-            Bytes::from_static(br#"{"jsonrpc":"2.0","id":"mcpgate-readiness","method":"ping"}"#);
-        let mut request = self.request(Method::POST, Placement::default(), probe);
-        request.headers_mut().insert(header::CONTENT_TYPE, JSON);
-        request.headers_mut().insert(header::ACCEPT, ACCEPT_BOTH);
-        self.send(request, Instant::now() + within).await.is_ok()
+    /// The error of a 404 to initialize.
+    pub fn endpoint_not_found(&self) -> UpstreamError {
+        UpstreamError::EndpointNotFound {
+            url: self.config.url.to_string(),
+        }
     }
 
     fn events(&self, response: Response<Incoming>) -> EventStream {

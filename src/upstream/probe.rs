@@ -30,6 +30,39 @@ pub async fn await_answer<E: From<UpstreamError>>(
 }
 
 impl Upstream {
+    /// Does the upstream answer MCP? An initialize whose answer parses as an initialize result,
+    /// then a DELETE of the session it opened: readiness, not the health of its tools. An HTTP
+    /// answer that is not MCP (a 404 for a URL without its /mcp path, a web page) fails.
+    pub async fn check_mcp(&self, within: Duration) -> Result<(), UpstreamError> {
+        let check = async {
+            let init = json!({"jsonrpc": "2.0", "id": "mcpgate-readiness", "method": method::INITIALIZE,
+                "params": {"protocolVersion": version::LATEST, "capabilities": {},
+                "clientInfo": {"name": "mcpgate-readiness", "version": env!("CARGO_PKG_VERSION")}}});
+            let first = Placement {
+                session_id: None,
+                protocol_version: Some(version::LATEST),
+            };
+            let (answer, session_id) = self.ask(&init, first).await?;
+            if session_id.is_some() {
+                let placement = Placement {
+                    session_id: session_id.as_ref(),
+                    protocol_version: Some(version::LATEST),
+                };
+                let _ = self.end_session(placement).await;
+            }
+            match answer.pointer("/result/protocolVersion") {
+                Some(Value::String(_)) => Ok(()),
+                _ => Err(UpstreamError::Refused {
+                    method: method::INITIALIZE,
+                    error: answer.to_string().chars().take(200).collect(),
+                }),
+            }
+        };
+        tokio::time::timeout(within, check)
+            .await
+            .unwrap_or(Err(UpstreamError::StreamTimeout { timeout: within }))
+    }
+
     /// The names of every tool the upstream lists, all pages, in a session of the gateway's own.
     pub async fn list_tool_names(&self) -> Result<Vec<String>, UpstreamError> {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": method::INITIALIZE, "params": {
@@ -96,7 +129,14 @@ impl Upstream {
     ) -> Result<(Value, Option<http::HeaderValue>), UpstreamError> {
         let id = request.get("id").cloned().unwrap_or(Value::Null);
         let body = serde_json::to_vec(request).expect("serialises").into();
+        let initialize = request.get("method") == Some(&json!(method::INITIALIZE));
         let (text, session_id) = match self.post(body, placement).await? {
+            Reply::Json { status, .. } if initialize && status == http::StatusCode::NOT_FOUND => {
+                return Err(self.endpoint_not_found())
+            }
+            Reply::Json { status, body, .. } if !status.is_success() && body.is_empty() => {
+                return Err(UpstreamError::NoAnswer(status))
+            }
             Reply::Json {
                 body, session_id, ..
             } => (String::from_utf8_lossy(&body).into_owned(), session_id),

@@ -30,6 +30,8 @@ pub struct Harness {
     pub simulator: Simulator,
     pub upstream_url: String,
     pub policy_path: PathBuf,
+    /// `http://ADDR/metrics` when the setup asked for metrics.
+    pub metrics_url: Option<String>,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -54,6 +56,11 @@ pub struct Setup {
     pub approvals: ApprovalConfig,
     /// Put the gateway in front of this URL instead of a fresh simulator.
     pub upstream: Option<String>,
+    /// Serve /metrics on a listener of its own (`--metrics-listen`).
+    pub metrics: bool,
+    /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
+    /// ..data/policy.json`, `..data -> ..2026_01_01_00_00_00.0/` (see [`Harness::swap_configmap`]).
+    pub configmap: bool,
 }
 
 impl Default for Setup {
@@ -76,6 +83,8 @@ impl Default for Setup {
                 ..ApprovalConfig::default()
             },
             upstream: None,
+            metrics: false,
+            configmap: false,
         }
     }
 }
@@ -101,9 +110,18 @@ pub async fn start_with(setup: Setup) -> Harness {
     let upstream_url = setup.upstream.unwrap_or(simulator_url);
     let dir = tempfile::tempdir().unwrap();
     let policy_path = dir.path().join("policy.json");
-    std::fs::write(&policy_path, &setup.policy).unwrap();
+    if setup.configmap {
+        let first = dir.path().join("..2026_01_01_00_00_00.0");
+        std::fs::create_dir(&first).unwrap();
+        std::fs::write(first.join("policy.json"), &setup.policy).unwrap();
+        std::os::unix::fs::symlink("..2026_01_01_00_00_00.0", dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/policy.json", &policy_path).unwrap();
+    } else {
+        std::fs::write(&policy_path, &setup.policy).unwrap();
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let metrics_listen = setup.metrics.then(free_local_addr);
     let config = GatewayConfig {
         listen: addr,
         upstream: upstream_url.parse().unwrap(),
@@ -116,6 +134,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         approvals: setup.approvals,
         limits: setup.limits,
         workers: std::num::NonZeroUsize::new(2).unwrap(),
+        metrics_listen,
     };
     let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -129,9 +148,18 @@ pub async fn start_with(setup: Setup) -> Harness {
         simulator,
         upstream_url,
         policy_path,
+        metrics_url: metrics_listen.map(|addr| format!("http://{addr}/metrics")),
         dir,
         stop: Some(stop),
     }
+}
+
+/// An address on 127.0.0.1 that was free a moment ago, for listeners the gateway binds itself.
+pub fn free_local_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 impl Harness {
@@ -144,6 +172,65 @@ impl Harness {
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
+    }
+
+    /// Publishes `policy` as a ConfigMap update does (setup `configmap`): a new timestamped
+    /// directory, a `..data_tmp` link to it renamed over `..data`, the old directory removed.
+    /// `policy.json` itself is never touched. Waits until the gateway serves it, told by its
+    /// rule names, which must differ from the current policy's.
+    pub async fn swap_configmap(
+        &self,
+        policy: &str,
+        stamp: &str,
+    ) -> mcpgate::gateway::ReloadStatus {
+        let names = |p: &mcpgate::policy::CompiledPolicy| -> Vec<String> {
+            p.tool_rule_names().map(str::to_owned).collect()
+        };
+        let wanted =
+            names(&mcpgate::policy::CompiledPolicy::from_json_slice(policy.as_bytes()).unwrap());
+        assert_ne!(
+            names(&self.gateway.policy.load()),
+            wanted,
+            "tell the policies apart"
+        );
+        let mut reloads = self.gateway.reloads.subscribe();
+        let root = self.dir.path();
+        let old = std::fs::read_link(root.join("..data")).unwrap();
+        let new = format!("..{stamp}");
+        std::fs::create_dir(root.join(&new)).unwrap();
+        std::fs::write(root.join(&new).join("policy.json"), policy).unwrap();
+        std::os::unix::fs::symlink(&new, root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        std::fs::remove_dir_all(root.join(old)).unwrap();
+        let gateway = &self.gateway;
+        let status = tokio::time::timeout(
+            Duration::from_secs(10),
+            reloads.wait_for(|_| names(&gateway.policy.load()) == wanted),
+        )
+        .await
+        .expect("the gateway applied the ConfigMap update")
+        .unwrap()
+        .clone();
+        status
+    }
+
+    /// The metrics scrape: every sample as `(name{labels}, value)`, checked to be well formed.
+    pub async fn scrape(&self) -> Vec<(String, f64)> {
+        let url = self
+            .metrics_url
+            .as_ref()
+            .expect("the setup asked for metrics");
+        let response = reqwest::get(url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        parse_scrape(&response.text().await.unwrap())
     }
 
     /// Replaces the policy file and waits until the gateway has applied (or rejected) it.
@@ -161,6 +248,47 @@ impl Harness {
         .clone();
         status
     }
+}
+
+/// Parses the OpenMetrics text format: `# TYPE/HELP/UNIT` lines, samples as `name{labels}
+/// value`, and `# EOF` last. Panics on anything else.
+pub fn parse_scrape(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" {
+            assert!(lines.peek().is_none(), "# EOF is the last line");
+            return samples;
+        }
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") || line.starts_with("# UNIT ")
+        {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("a sample: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            value => value.parse().unwrap_or_else(|_| panic!("a number: {line}")),
+        };
+        if let Some((name, labels)) = series.split_once('{') {
+            assert!(labels.ends_with('}'), "labels close: {line}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+        }
+        samples.push((series.to_owned(), value));
+    }
+    panic!("the scrape ends with # EOF:\n{text}");
+}
+
+/// The value of one sample, or 0 when the series does not exist yet.
+pub fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(name, _)| name == series)
+        .map_or(0.0, |(_, value)| *value)
 }
 
 /// A raw streamable-HTTP client, for asserting exact statuses and bodies.
