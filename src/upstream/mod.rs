@@ -24,7 +24,7 @@ use tokio::time::Instant;
 pub use probe::await_answer;
 
 use crate::protocol::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
-use crate::protocol::SseEvent;
+use crate::protocol::{MessageError, SseEvent};
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, UpstreamError>> + Send>>;
 
@@ -54,8 +54,13 @@ pub enum UpstreamError {
     StreamEndedEarly,
     #[error("upstream answer is not JSON: {0}")]
     UnreadableAnswer(String),
-    #[error("upstream tools/list answer has no result.tools array")]
-    NoToolList,
+    /// A message that is not strict JSON-RPC (`protocol::from_upstream`): not relayed.
+    #[error("upstream sent a message the gateway does not relay: {0}")]
+    Unrelayable(MessageError),
+    /// A response to another request than the one this exchange sent, or none on a stream that
+    /// carries no responses: a client would take it for the answer to something it asked.
+    #[error("upstream answered a request other than the one sent on this exchange; the answer was not relayed")]
+    NotTheAnswer,
     #[error("upstream answered HTTP {0} with no message to a request")]
     NoAnswer(StatusCode),
     #[error("upstream refused {method}: {error}")]
