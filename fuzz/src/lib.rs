@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use mcpgate::json::{self, StrictJsonError};
 use mcpgate::policy::{Call, CompiledPolicy, Decision};
-use mcpgate::protocol::{self, Body, Kind, Message, MessageError};
+use mcpgate::protocol::{self, method, Body, Kind, Message, MessageError};
 use serde_json::Value;
 
 /// A fixed policy that uses every kind of rule and a spread of JSON Schema keywords (pattern,
@@ -201,7 +201,29 @@ fn decide_message(message: &Message) {
             arguments: message.tool_arguments(),
         };
         check_decision(&POLICY, &call, true);
+        if message.kind == Kind::Notification {
+            check_notification(&call);
+        }
     }
+}
+
+/// A notification (no `id`) passes without a rule only when it is one of MCP's client
+/// notifications; any other is decided by the rules, as a request of that method would be.
+fn check_notification(call: &Call<'_>) {
+    let decision = POLICY.decide_notification(call);
+    if method::is_client_notification(call.method) {
+        assert_eq!(decision, Decision::Lifecycle, "{:?}", call.method);
+        return;
+    }
+    assert_ne!(decision, Decision::Lifecycle, "{:?}", call.method);
+    if !is_lifecycle_request(call.method) {
+        assert_eq!(decision, POLICY.decide(call), "{:?}", call.method);
+    }
+}
+
+/// Requests that pass without a rule; a message with an `id` is a request, whatever its name.
+fn is_lifecycle_request(method: &str) -> bool {
+    matches!(method, "initialize" | "ping" | "tools/list")
 }
 
 /// Target `policy_load`: a policy file. A file that loads is asked about every tool, method and
@@ -334,8 +356,7 @@ fn check_decision(policy: &CompiledPolicy, call: &Call<'_>, fixed: bool) {
     let decision = policy.decide(call);
     assert_eq!(decision, policy.decide(call), "decide is not deterministic");
     let _ = policy.explain(call);
-    let lifecycle = matches!(call.method, "initialize" | "ping" | "tools/list")
-        || call.method.starts_with("notifications/");
+    let lifecycle = is_lifecycle_request(call.method);
     assert_eq!(
         lifecycle,
         decision == Decision::Lifecycle,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::Gateway;
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::policy::{ApprovalVia, Call, Decision, Limits, Permit, Subject};
-use crate::protocol::{answer, code, method, Message};
+use crate::protocol::{answer, code, method, Kind, Message};
 use crate::session::Session;
 
 /// What the policy and the rate limiter made of one message.
@@ -106,7 +106,13 @@ impl Gateway {
                 reason: reason.into_owned(),
             })
         };
-        match policy.decide(&call) {
+        // JSON-RPC: a message without an id is a notification, one with an id a request,
+        // whatever its method is called.
+        let decision = match message.kind {
+            Kind::Notification => policy.decide_notification(&call),
+            Kind::Request | Kind::Response => policy.decide(&call),
+        };
+        match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
                 rule: None,
