@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use binance_sim::{Simulator, SimulatorOptions};
-use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits};
+use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits, UpstreamAccess};
 use mcpgate::gateway::Gateway;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Value};
@@ -54,6 +54,8 @@ pub struct Setup {
     pub approvals: ApprovalConfig,
     /// Put the gateway in front of this URL instead of a fresh simulator.
     pub upstream: Option<String>,
+    /// `--upstream-header`s and `--upstream-ca`.
+    pub upstream_access: UpstreamAccess,
 }
 
 impl Default for Setup {
@@ -76,6 +78,7 @@ impl Default for Setup {
                 ..ApprovalConfig::default()
             },
             upstream: None,
+            upstream_access: UpstreamAccess::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ pub async fn start_with(setup: Setup) -> Harness {
     let config = GatewayConfig {
         listen: addr,
         upstream: upstream_url.parse().unwrap(),
+        upstream_access: setup.upstream_access,
         policy: policy_path.clone(),
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
