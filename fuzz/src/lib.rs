@@ -3,16 +3,18 @@
 //! Shared by the libFuzzer binaries in `fuzz_targets/` and by `tests/fuzz_regressions.rs`, which
 //! includes this file with `#[path]` and runs every kept input through the same function: an input
 //! that once crashed a target is a plain test case afterwards, with no libFuzzer needed. So this
-//! file uses only `mcpgate`, `serde_json` and std.
+//! file uses only `mcpgate`, `serde`, `serde_json` and std.
 //!
 //! Each function must return for every input. Beyond "no panic", each asserts a property the
 //! gateway relies on; a failed assertion is a crash to the fuzzer, like any other panic.
 
+use std::fmt;
 use std::sync::LazyLock;
 
 use mcpgate::json::{self, StrictJsonError};
 use mcpgate::policy::{Call, CompiledPolicy, Decision};
 use mcpgate::protocol::{self, method, Body, Kind, Message, MessageError};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// A fixed policy that uses every kind of rule and a spread of JSON Schema keywords (pattern,
@@ -93,8 +95,8 @@ fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
         (Err(StrictJsonError::Syntax(error)), Ok(_)) => {
             panic!("json::parse called valid JSON a syntax error: {error}")
         }
-        (Err(StrictJsonError::DuplicateKey(key)), Ok(value)) => assert!(
-            has_key(value, key),
+        (Err(StrictJsonError::DuplicateKey(key)), Ok(_)) => assert!(
+            all_keys(data).contains(key),
             "json::parse named duplicate key {key:?}, which the document does not have"
         ),
         (Err(_), Err(_)) => {}
@@ -102,13 +104,68 @@ fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
     strict
 }
 
-fn has_key(value: &Value, key: &str) -> bool {
-    match value {
-        Value::Object(object) => {
-            object.contains_key(key) || object.values().any(|v| has_key(v, key))
+/// Every object key in `data`, at any depth, repeats included. (A `Value` will not do: it keeps
+/// the last of repeated keys only, and drops with the others whatever they held, a duplicate key
+/// inside them included: `regressions/message/duplicate-inside-a-dropped-duplicate.json`.)
+fn all_keys(data: &[u8]) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut reader = serde_json::Deserializer::from_slice(data);
+    let _ = AllKeys(&mut keys).deserialize(&mut reader);
+    keys
+}
+
+struct AllKeys<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for AllKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AllKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(AllKeys(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.0.push(key);
+            map.next_value_seed(AllKeys(&mut *self.0))?;
         }
-        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
-        _ => false,
+        Ok(())
     }
 }
 
