@@ -9,6 +9,7 @@ use std::time::Duration;
 pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub upstream: reqwest::Url,
+    pub upstream_access: UpstreamAccess,
     pub policy: PathBuf,
     pub allowed_origins: Vec<String>,
     /// `-` writes the records to standard output.
@@ -24,6 +25,30 @@ pub struct GatewayConfig {
     pub workers: NonZeroUsize,
     /// Serve `GET /metrics` (Prometheus) on this address.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// What the gateway presents to the upstream and which of its certificates it trusts.
+#[derive(Clone, Default)]
+pub struct UpstreamAccess {
+    /// `NAME: VALUE` or `NAME: env:VARIABLE`, sent on every upstream request.
+    pub headers: Vec<String>,
+    /// A PEM file of CA certificates trusted besides the webpki roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// Header values are credentials: only the names are shown.
+impl std::fmt::Debug for UpstreamAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .headers
+            .iter()
+            .map(|spec| spec.split(':').next().unwrap_or_default().trim())
+            .collect();
+        f.debug_struct("UpstreamAccess")
+            .field("headers", &names)
+            .field("ca", &self.ca)
+            .finish()
+    }
 }
 
 /// Human approval and the admin API it is worked from.

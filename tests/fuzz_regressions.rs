@@ -57,3 +57,8 @@ fn kept_policy_files_load_or_fail_with_located_errors() {
 fn kept_calls_are_decided_consistently_with_tools_list() {
     replay("policy_decide", fuzz_checks::policy_decide);
 }
+
+#[test]
+fn kept_upstream_answers_are_read_strictly_and_filtered() {
+    replay("upstream_answer", fuzz_checks::upstream_answer);
+}

@@ -383,8 +383,10 @@ async fn mislabelling_upstream() -> String {
     .await
 }
 
+/// An answer under another id is not relayed at all (it was filtered and relayed before issue
+/// 11): a client would take it for the answer to whatever it asked under that id.
 #[tokio::test]
-async fn a_streamed_tools_list_is_filtered_even_under_another_id() {
+async fn a_streamed_tools_list_under_another_id_is_not_relayed() {
     let harness = start_with(Setup {
         policy: POLICY.into(),
         upstream: Some(mislabelling_upstream().await),
@@ -393,6 +395,11 @@ async fn a_streamed_tools_list_is_filtered_even_under_another_id() {
     .await;
     let mut client = harness.client().initialized().await;
     let answer = client.request("tools/list", json!({})).await;
-    assert!(answer.text.contains("get_price"), "{}", answer.text);
     assert!(!answer.text.contains("withdraw_funds"), "{}", answer.text);
+    assert_eq!(answer.body["error"]["code"], -32000, "{}", answer.text);
+    assert!(
+        answer.message().contains("other than the one sent"),
+        "{}",
+        answer.text
+    );
 }

@@ -3,16 +3,24 @@
 //! Shared by the libFuzzer binaries in `fuzz_targets/` and by `tests/fuzz_regressions.rs`, which
 //! includes this file with `#[path]` and runs every kept input through the same function: an input
 //! that once crashed a target is a plain test case afterwards, with no libFuzzer needed. So this
-//! file uses only `mcpgate`, `serde_json` and std.
+//! file uses only `mcpgate`, `serde`, `serde_json`, `bytes`, `futures` and std (all of them the
+//! gateway's own dependencies).
 //!
 //! Each function must return for every input. Beyond "no panic", each asserts a property the
 //! gateway relies on; a failed assertion is a crash to the fuzzer, like any other panic.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::sync::LazyLock;
 
+use bytes::Bytes;
+use futures::StreamExt;
 use mcpgate::json::{self, StrictJsonError};
 use mcpgate::policy::{Call, CompiledPolicy, Decision};
-use mcpgate::protocol::{self, Body, Kind, Message, MessageError};
+use mcpgate::protocol::from_upstream::{self, ToolList};
+use mcpgate::protocol::{self, method, Body, Kind, Message, MessageError};
+use mcpgate::upstream::sse;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// A fixed policy that uses every kind of rule and a spread of JSON Schema keywords (pattern,
@@ -93,8 +101,8 @@ fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
         (Err(StrictJsonError::Syntax(error)), Ok(_)) => {
             panic!("json::parse called valid JSON a syntax error: {error}")
         }
-        (Err(StrictJsonError::DuplicateKey(key)), Ok(value)) => assert!(
-            has_key(value, key),
+        (Err(StrictJsonError::DuplicateKey(key)), Ok(_)) => assert!(
+            all_keys(data).contains(key),
             "json::parse named duplicate key {key:?}, which the document does not have"
         ),
         (Err(_), Err(_)) => {}
@@ -102,13 +110,68 @@ fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
     strict
 }
 
-fn has_key(value: &Value, key: &str) -> bool {
-    match value {
-        Value::Object(object) => {
-            object.contains_key(key) || object.values().any(|v| has_key(v, key))
+/// Every object key in `data`, at any depth, repeats included. (A `Value` will not do: it keeps
+/// the last of repeated keys only, and drops with the others whatever they held, a duplicate key
+/// inside them included: `regressions/message/duplicate-inside-a-dropped-duplicate.json`.)
+fn all_keys(data: &[u8]) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut reader = serde_json::Deserializer::from_slice(data);
+    let _ = AllKeys(&mut keys).deserialize(&mut reader);
+    keys
+}
+
+struct AllKeys<'a>(&'a mut Vec<String>);
+
+impl<'de> DeserializeSeed<'de> for AllKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AllKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(AllKeys(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            self.0.push(key);
+            map.next_value_seed(AllKeys(&mut *self.0))?;
         }
-        Value::Array(items) => items.iter().any(|v| has_key(v, key)),
-        _ => false,
+        Ok(())
     }
 }
 
@@ -201,7 +264,29 @@ fn decide_message(message: &Message) {
             arguments: message.tool_arguments(),
         };
         check_decision(&POLICY, &call, true);
+        if message.kind == Kind::Notification {
+            check_notification(&call);
+        }
     }
+}
+
+/// A notification (no `id`) passes without a rule only when it is one of MCP's client
+/// notifications; any other is decided by the rules, as a request of that method would be.
+fn check_notification(call: &Call<'_>) {
+    let decision = POLICY.decide_notification(call);
+    if method::is_client_notification(call.method) {
+        assert_eq!(decision, Decision::Lifecycle, "{:?}", call.method);
+        return;
+    }
+    assert_ne!(decision, Decision::Lifecycle, "{:?}", call.method);
+    if !is_lifecycle_request(call.method) {
+        assert_eq!(decision, POLICY.decide(call), "{:?}", call.method);
+    }
+}
+
+/// Requests that pass without a rule; a message with an `id` is a request, whatever its name.
+fn is_lifecycle_request(method: &str) -> bool {
+    matches!(method, "initialize" | "ping" | "tools/list")
 }
 
 /// Target `policy_load`: a policy file. A file that loads is asked about every tool, method and
@@ -334,8 +419,7 @@ fn check_decision(policy: &CompiledPolicy, call: &Call<'_>, fixed: bool) {
     let decision = policy.decide(call);
     assert_eq!(decision, policy.decide(call), "decide is not deterministic");
     let _ = policy.explain(call);
-    let lifecycle = matches!(call.method, "initialize" | "ping" | "tools/list")
-        || call.method.starts_with("notifications/");
+    let lifecycle = is_lifecycle_request(call.method);
     assert_eq!(
         lifecycle,
         decision == Decision::Lifecycle,
@@ -385,4 +469,103 @@ fn check_decision(policy: &CompiledPolicy, call: &Call<'_>, fixed: bool) {
             "tool {tool:?} has no rule but was decided {decision:?}"
         );
     }
+}
+
+/// The one tool the `upstream_answer` checks let a filtered `tools/list` answer keep.
+const VISIBLE: &str = "get_price";
+
+/// Past this an upstream's SSE event is refused (small, so that fuzzed streams reach it).
+const MAX_EVENT_BYTES: usize = 1024;
+
+/// Target `upstream_answer`: what an upstream sends, first as a JSON answer body, then (past the
+/// first byte, which picks a chunk size of 1 to 64) as an SSE stream cut into chunks.
+///
+/// - the strict upstream reader accepts only strict JSON objects, and relays canonically: what
+///   the gateway writes parses to the value received; a message is a request, a notification or
+///   a response, never two;
+/// - a `tools/list` answer, once filtered, shows no other tool than the one kept to a client that
+///   reads member names in any letter case, and still reads strictly;
+/// - the SSE reader bounds every event, and cutting the stream into chunks changes no event;
+///   each event's data goes through the checks above.
+pub fn upstream_answer(data: &[u8]) {
+    upstream_message(data);
+    let Some((&first, stream)) = data.split_first() else {
+        return;
+    };
+    let chunked = sse_events(stream, 1 + usize::from(first % 64));
+    let whole = sse_events(stream, stream.len().max(1));
+    assert_eq!(chunked, whole, "chunking changed the events");
+    for event in chunked.into_iter().flatten() {
+        assert!(
+            event.len() <= MAX_EVENT_BYTES,
+            "an event of {} bytes",
+            event.len()
+        );
+        upstream_message(event.as_bytes());
+    }
+}
+
+/// Each event's data (or the error that ended the stream), the stream cut every `chunk` bytes.
+fn sse_events(stream: &[u8], chunk: usize) -> Vec<Result<String, String>> {
+    let chunks: Vec<Result<Bytes, Infallible>> = stream
+        .chunks(chunk)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let events = sse::events(futures::stream::iter(chunks), MAX_EVENT_BYTES)
+        .map(|event| event.map(|e| e.data).map_err(|e| e.to_string()));
+    futures::executor::block_on(events.collect())
+}
+
+fn upstream_message(data: &[u8]) {
+    let Ok(mut message) = from_upstream::read_message(data) else {
+        return;
+    };
+    let received =
+        json::parse(data).expect("the upstream reader accepted what json::parse refuses");
+    assert!(received.is_object(), "a message that is not an object");
+    let relayed: Value =
+        serde_json::from_slice(&message.to_bytes()).expect("relayed bytes are JSON");
+    assert_eq!(relayed, received, "relaying changed the value");
+    let answers = received.get("result").is_some() || received.get("error").is_some();
+    assert_eq!(message.kind == Kind::Response, answers, "{received}");
+    assert_eq!(message.method().is_some(), !answers, "{received}");
+    match ToolList::of(&message) {
+        Ok(Some(mut list)) => {
+            list.retain(|name| name == VISIBLE);
+            list.write_into(&mut message);
+            let bytes = message.to_bytes();
+            let filtered: Value = serde_json::from_slice(&bytes).expect("filtered bytes are JSON");
+            assert_shows_only_the_visible_tool(&filtered);
+            let again =
+                from_upstream::read_message(&bytes).expect("a filtered answer reads strictly");
+            assert!(
+                matches!(ToolList::of(&again), Ok(Some(_))),
+                "a filtered list does not read back"
+            );
+        }
+        Ok(None) => assert!(received.get("error").is_some(), "no list in {received}"),
+        Err(_) => {}
+    }
+}
+
+/// What a client that matches member names in any letter case reads as `result.tools[].name`.
+fn assert_shows_only_the_visible_tool(answer: &Value) {
+    for result in members_like(answer, "result") {
+        for tools in members_like(result, "tools") {
+            for tool in tools.as_array().into_iter().flatten() {
+                for name in members_like(tool, "name") {
+                    assert_eq!(name, VISIBLE, "a filtered list shows {name}");
+                }
+            }
+        }
+    }
+}
+
+fn members_like<'a>(value: &'a Value, key: &'a str) -> impl Iterator<Item = &'a Value> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(move |(name, _)| json::same_key(name, key))
+        .map(|(_, value)| value)
 }

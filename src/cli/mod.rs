@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{AnonymousLimits, ApprovalConfig, GatewayConfig, Limits, Reviewer};
+use crate::config::{
+    AnonymousLimits, ApprovalConfig, GatewayConfig, Limits, Reviewer, UpstreamAccess,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -88,6 +90,21 @@ pub struct ServeArgs {
     /// The upstream MCP server's streamable HTTP endpoint, e.g. http://127.0.0.1:9000/mcp.
     #[arg(long, env = "MCPGATE_UPSTREAM")]
     pub upstream: reqwest::Url,
+    /// A header sent on every request to the upstream, as 'NAME: VALUE', or 'NAME: env:VARIABLE'
+    /// to read the value from the environment at start: how the gateway presents its own
+    /// credentials (agents' headers are never forwarded). Repeatable; one per line in the
+    /// environment. Logs and errors show the upstream URL without credentials or query.
+    #[arg(
+        long = "upstream-header",
+        env = "MCPGATE_UPSTREAM_HEADER",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
+    pub upstream_headers: Vec<String>,
+    /// A PEM file of CA certificates to trust for an https:// upstream, besides the public
+    /// (webpki) roots: an internal CA.
+    #[arg(long, env = "MCPGATE_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
     /// Policy file (JSON). Watched: a valid edit is applied at once, an invalid one is logged
     /// and the last good policy keeps serving. SIGHUP re-reads it too.
     #[arg(long, env = "MCPGATE_POLICY")]
@@ -224,6 +241,7 @@ impl GatewayOptions {
         GatewayConfig {
             listen,
             upstream,
+            upstream_access: UpstreamAccess::default(),
             policy,
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),

@@ -80,7 +80,10 @@ fn check(file: PathBuf, upstream: Option<reqwest::Url>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("cannot list the tools of {url}: {err}");
+            eprintln!(
+                "cannot list the tools of {}: {err}",
+                crate::upstream::redacted(&url)
+            );
             ExitCode::FAILURE
         }
     }

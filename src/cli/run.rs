@@ -66,9 +66,13 @@ pub fn block_on(
 }
 
 pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String> {
-    let config = args
+    let mut config = args
         .options
         .config(args.listen, args.upstream, args.policy, workers);
+    config.upstream_access = crate::config::UpstreamAccess {
+        headers: args.upstream_headers,
+        ca: args.upstream_ca,
+    };
     let gateway = crate::gateway::build(config).map_err(|e| e.to_string())?;
     if args.options.require_upstream {
         check_upstream(gateway.clone()).await.map_err(|err| {
@@ -288,6 +292,8 @@ pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
             timeout: defaults.upstream_timeout,
             max_body_bytes: defaults.max_body_bytes,
             max_event_bytes: defaults.max_event_bytes,
+            headers: Vec::new(),
+            ca: None,
         })
         .map_err(|e| e.to_string())?;
         upstream.list_tool_names().await.map_err(|e| e.to_string())

@@ -44,6 +44,7 @@ mod tests {
             audit_arguments: false,
             agents: Vec::new(),
             require_auth,
+            upstream_access: Default::default(),
             approvals: ApprovalConfig {
                 admin_token: admin_token.map(str::to_owned),
                 ..ApprovalConfig::default()

@@ -4,17 +4,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use http::StatusCode;
 
-use super::tools_list::ToolsFilter;
-use super::{ExchangeError, Messages, Outcome};
+use super::answers::{messages, Answers};
+use super::Outcome;
 use crate::audit::AuditDecision;
 use crate::gateway::{Gateway, Pass, Refusal};
 use crate::metrics::UpstreamOutcome;
-use crate::protocol::{method, Message};
+use crate::protocol::Message;
 use crate::session::Session;
-use crate::upstream::{EventStream, Placement, Reply, UpstreamError};
+use crate::upstream::{Placement, Reply, UpstreamError};
 
 /// Audits a refusal; the agent gets the refusal's answer.
 pub(super) fn refuse(
@@ -113,38 +112,22 @@ pub(super) fn observe_upstream(
     metrics.upstream(message.method(), outcome, sent.elapsed(), kind);
 }
 
-/// The upstream's reply as an outcome; a `tools/list` answer is filtered on the way, whichever
-/// shape it comes in.
+/// The upstream's reply as an outcome, by the rules of `answers.rs`: only the answer to this
+/// message is relayed, and a `tools/list` answer is filtered whichever shape it comes in.
 pub(super) fn relay(
     gateway: &Arc<Gateway>,
     session: Option<&Arc<Session>>,
     message: &Message,
     reply: Result<Reply, UpstreamError>,
 ) -> Outcome {
-    let filter = message
-        .is(method::TOOLS_LIST)
-        .then(|| ToolsFilter::new(gateway, session));
+    let answers = Answers::to(gateway, session, message);
     match reply {
         Err(err) => Outcome::Failed(err.into()),
         Ok(Reply::Accepted { .. }) => Outcome::Accepted,
-        Ok(Reply::Json { status, body, .. }) => match &filter {
-            Some(filter) if status.is_success() => match filter.apply(&body) {
-                Ok(body) => Outcome::Answered { status, body },
-                Err(err) => Outcome::Failed(err.into()),
-            },
-            _ => Outcome::Answered { status, body },
+        Ok(Reply::Json { status, body, .. }) => match answers.body(status, body) {
+            Ok(body) => Outcome::Answered { status, body },
+            Err(err) => Outcome::Failed(err.into()),
         },
-        Ok(Reply::Stream { events, .. }) => Outcome::Streamed(messages(events, filter)),
+        Ok(Reply::Stream { events, .. }) => Outcome::Streamed(messages(events, answers)),
     }
-}
-
-/// The upstream's events as messages for the agent, filtered when they answer `tools/list`.
-pub(super) fn messages(events: EventStream, filter: Option<ToolsFilter>) -> Messages {
-    Box::pin(events.map(move |event| {
-        let event = event?;
-        match &filter {
-            Some(filter) => filter.event(event).map_err(ExchangeError::from),
-            None => Ok(event),
-        }
-    }))
 }

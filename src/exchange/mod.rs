@@ -5,6 +5,7 @@
 //! Rooms for what comes next: a transport adds a renderer of [`Outcome`] and calls
 //! [`exchange`]; an upstream transport (stdio) adds a way to send what [`forward`] sends.
 
+mod answers;
 mod forward;
 mod held;
 mod session;

@@ -7,7 +7,8 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::forward::{messages, observe_upstream, relay};
+use super::answers::{messages, Answers};
+use super::forward::{observe_upstream, relay};
 use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
@@ -145,8 +146,8 @@ pub async fn open_stream(
     };
     let opened = gateway.upstream.open_stream(placement, last_event_id).await;
     let events = match opened {
-        // Server-to-client requests on this stream are relayed as they are; the client's answers
-        // come back by POST and are routed to the same upstream session.
+        // Server-to-client requests and notifications on this stream are relayed (responses are
+        // not: `answers.rs`); the client's answers come back by POST to the same upstream session.
         Ok(Ok(events)) => events,
         Ok(Err(StatusCode::METHOD_NOT_ALLOWED)) => return Err(StreamRefused::NotOffered),
         Ok(Err(StatusCode::NOT_FOUND)) => {
@@ -156,7 +157,7 @@ pub async fn open_stream(
         Ok(Err(status)) => return Err(StreamRefused::Status(status)),
         Err(err) => return Err(StreamRefused::Failed(err.into())),
     };
-    let upstream = messages(events, None)
+    let upstream = messages(events, Answers::none())
         .map(Some)
         .chain(futures::stream::once(async { None }));
     let list_changed = futures::stream::unfold(session.clone(), |session| async move {

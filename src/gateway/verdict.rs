@@ -109,7 +109,13 @@ impl Gateway {
                 reason: reason.into_owned(),
             })
         };
-        match policy.decide(&call) {
+        // JSON-RPC: a message without an id is a notification, one with an id a request,
+        // whatever its method is called.
+        let decision = match message.kind {
+            Kind::Notification => policy.decide_notification(&call),
+            Kind::Request | Kind::Response => policy.decide(&call),
+        };
+        match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
                 rule: None,

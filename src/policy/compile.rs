@@ -212,7 +212,7 @@ pub(super) fn method_rule(
     errors: &mut Vec<LoadError>,
 ) -> Option<MethodRule> {
     // A rule that can never apply is a mistake worth reporting: its author believes it does.
-    let never_consulted = if is_lifecycle(name) {
+    let never_consulted = if is_lifecycle(name) || method::is_client_notification(name) {
         Some("is a lifecycle method, which always passes")
     } else if name == method::TOOLS_CALL {
         Some("is decided by the rules under \"tools\"")

@@ -64,20 +64,35 @@ const APPROVAL_NEEDED: &str = "a person must approve this call";
 /// is cut, so that a megabyte argument does not become a megabyte audit record.
 const MAX_REASON_BYTES: usize = 1024;
 
-/// Methods every session needs to exist and to discover tools; no rule is consulted for them.
+/// Requests every session needs to exist and to discover tools; no rule is consulted for them.
 /// Exact and case-sensitive, like every name in the policy.
 pub(super) fn is_lifecycle(method: &str) -> bool {
     matches!(
         method,
         method::INITIALIZE | method::PING | method::TOOLS_LIST
-    ) || method::is_notification(method)
+    )
 }
 
 impl CompiledPolicy {
+    /// Decides a request (a message with an `id`). A request named like a notification
+    /// (`notifications/…` with an `id`) is a request and is decided like any other method.
     pub fn decide<'p>(&'p self, call: &Call<'_>) -> Decision<'p> {
         if is_lifecycle(call.method) {
             return Decision::Lifecycle;
         }
+        self.decide_rules(call)
+    }
+
+    /// Decides a notification (a message without an `id`): MCP's client notifications pass, any
+    /// other is decided by the rules like a request of that method.
+    pub fn decide_notification<'p>(&'p self, call: &Call<'_>) -> Decision<'p> {
+        if method::is_client_notification(call.method) {
+            return Decision::Lifecycle;
+        }
+        self.decide_rules(call)
+    }
+
+    fn decide_rules<'p>(&'p self, call: &Call<'_>) -> Decision<'p> {
         let section = self.section(call.agent);
         if call.method == method::TOOLS_CALL {
             self.decide_tool(section, call)

@@ -337,6 +337,15 @@ fn tool_names_match_exactly() {
     );
 }
 
+/// Lifecycle requests are decided by `decide`, MCP's client notifications (sent without an
+/// id) by `decide_notification`.
+fn decide_lifecycle<'p>(policy: &'p CompiledPolicy, call: &Call<'_>) -> Decision<'p> {
+    match call.method.starts_with("notifications/") {
+        true => policy.decide_notification(call),
+        false => policy.decide(call),
+    }
+}
+
 #[test]
 fn lifecycle_methods_always_pass_without_consulting_rules() {
     let policy = policy();
@@ -348,12 +357,12 @@ fn lifecycle_methods_always_pass_without_consulting_rules() {
         "notifications/cancelled",
     ] {
         assert_eq!(
-            policy.decide(&method(None, name)),
+            decide_lifecycle(&policy, &method(None, name)),
             Decision::Lifecycle,
             "{name}"
         );
         assert_eq!(
-            policy.decide(&method(Some("research-bot"), name)),
+            decide_lifecycle(&policy, &method(Some("research-bot"), name)),
             Decision::Lifecycle
         );
     }
@@ -370,6 +379,73 @@ fn lifecycle_methods_always_pass_without_consulting_rules() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn a_request_named_like_a_notification_is_decided_by_the_rules() {
+    let policy = policy();
+    for name in [
+        "notifications/initialized",
+        "notifications/custom_exec",
+        "notifications/../tools/call",
+    ] {
+        assert!(
+            matches!(
+                policy.decide(&method(None, name)),
+                Decision::Deny {
+                    rule: "default",
+                    ..
+                }
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn only_mcp_client_notifications_pass_without_a_rule() {
+    let policy = CompiledPolicy::from_json_slice(
+        br#"{"version": "1", "default": "deny", "methods": {
+            "notifications/custom": {}, "notifications/blocked": { "action": "deny" } }}"#,
+    )
+    .unwrap();
+    for name in [
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/roots/list_changed",
+    ] {
+        assert_eq!(
+            policy.decide_notification(&method(None, name)),
+            Decision::Lifecycle,
+            "{name}"
+        );
+    }
+    let custom = policy.decide_notification(&method(None, "notifications/custom"));
+    assert!(matches!(
+        custom,
+        Decision::Allow {
+            rule: "methods.notifications/custom",
+            ..
+        }
+    ));
+    for name in [
+        "notifications/blocked",
+        "notifications/tools/list_changed",
+        "notifications/message",
+        "notifications/Initialized",
+    ] {
+        assert!(
+            matches!(
+                policy.decide_notification(&method(None, name)),
+                Decision::Deny { .. }
+            ),
+            "{name}"
+        );
+    }
+    // A rule for a notification also decides a request of that name.
+    let request = policy.decide(&method(None, "notifications/custom"));
+    assert!(matches!(request, Decision::Allow { .. }));
 }
 
 #[test]

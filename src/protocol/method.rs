@@ -7,14 +7,19 @@ pub const TOOLS_LIST: &str = "tools/list";
 /// Server-to-client: the gateway asks the user to approve a held call with it.
 pub const ELICITATION_CREATE: &str = "elicitation/create";
 pub const INITIALIZED: &str = "notifications/initialized";
+pub const CANCELLED: &str = "notifications/cancelled";
 pub const PROGRESS: &str = "notifications/progress";
+pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
 pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
 
-const NOTIFICATION_PREFIX: &str = "notifications/";
+/// The notifications an MCP client sends (schema 2025-06-18, `ClientNotification`); they pass
+/// without a rule. Only what JSON-RPC calls a notification (no `id`) is one: a message with a
+/// `method` and an `id` is a request whatever its name. Any other notification needs a rule
+/// under the policy's `methods`.
+pub const CLIENT_NOTIFICATIONS: [&str; 4] = [INITIALIZED, CANCELLED, PROGRESS, ROOTS_LIST_CHANGED];
 
-/// MCP names every notification `notifications/…`.
-pub fn is_notification(method: &str) -> bool {
-    method.starts_with(NOTIFICATION_PREFIX)
+pub fn is_client_notification(method: &str) -> bool {
+    CLIENT_NOTIFICATIONS.contains(&method)
 }
 
 /// Methods the gateway polices by name. A variant of one of them in other letter case is

@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod code;
+pub mod from_upstream;
 pub mod headers;
 mod message;
 pub mod method;

@@ -39,7 +39,10 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
     }
 }
 
-fn read<'de, S: DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Result<S::Value, MessageError> {
+pub(super) fn read<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<S::Value, MessageError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = seed.deserialize(&mut de).map_err(json::classify);
     value
@@ -60,18 +63,18 @@ fn refusal(err: StrictJsonError) -> MessageError {
     }
 }
 
-fn not_an_object() -> MessageError {
+pub(super) fn not_an_object() -> MessageError {
     MessageError::Invalid("a JSON-RPC message is a JSON object".into())
 }
 
 /// A body's top level: one message, a batch of them (each kept as text), or neither.
-struct TopSeed;
+pub(super) struct TopSeed;
 
 #[expect(
     clippy::large_enum_variant,
     reason = "lives on the stack while one body is read"
 )]
-enum Top {
+pub(super) enum Top {
     Object(Fields),
     Array(Vec<Box<RawValue>>),
     Other,
@@ -79,7 +82,7 @@ enum Top {
 
 /// A message's members, read but not yet classified.
 #[derive(Default)]
-struct Fields {
+pub(super) struct Fields {
     jsonrpc: Option<Value>,
     id: Option<Value>,
     method: Option<Value>,
@@ -158,12 +161,12 @@ impl<'de> Visitor<'de> for TopSeed {
 
 /// A message all of whose members were read or checked strictly; `tool_call` holds the params
 /// of a `tools/call` that has object params.
-struct Checked {
+pub(super) struct Checked {
     fields: Fields,
     tool_call: Option<ToolCallFields>,
 }
 
-fn check_members(fields: Fields) -> Result<Checked, MessageError> {
+pub(super) fn check_members(fields: Fields) -> Result<Checked, MessageError> {
     for (_, raw) in &fields.others {
         check_kept(raw)?;
     }
@@ -183,7 +186,7 @@ fn check_members(fields: Fields) -> Result<Checked, MessageError> {
     Ok(Checked { fields, tool_call })
 }
 
-fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageError> {
+pub(super) fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageError> {
     refuse_case_variants(&fields.others, &ENVELOPE, MessageError::Invalid)?;
     if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
@@ -241,7 +244,7 @@ const TOOL_CALL: [&str; 3] = ["name", "arguments", "_meta"];
 /// A member named like one the gateway reads, in other letters' case (`"Arguments"`), is refused:
 /// an upstream that matches names without case (Go's encoding/json, .NET's web defaults) would
 /// read it as that member, which policy never saw. Beside the real one, it is a repeated key.
-fn refuse_case_variants(
+pub(super) fn refuse_case_variants(
     others: &Members,
     known: &[&str],
     refusal: fn(String) -> MessageError,

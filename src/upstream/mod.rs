@@ -3,15 +3,17 @@
 //! This is the client side only: it knows MCP's words (`protocol`) and HTTP, nothing of the
 //! gateway's own edge, policy or sessions.
 
+mod access;
 mod probe;
 pub mod sse;
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -21,10 +23,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::time::Instant;
 
+pub use access::{headers as upstream_headers, redacted};
 pub use probe::await_answer;
 
 use crate::protocol::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
-use crate::protocol::SseEvent;
+use crate::protocol::{MessageError, SseEvent};
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, UpstreamError>> + Send>>;
 
@@ -54,8 +57,13 @@ pub enum UpstreamError {
     StreamEndedEarly,
     #[error("upstream answer is not JSON: {0}")]
     UnreadableAnswer(String),
-    #[error("upstream tools/list answer has no result.tools array")]
-    NoToolList,
+    /// A message that is not strict JSON-RPC (`protocol::from_upstream`): not relayed.
+    #[error("upstream sent a message the gateway does not relay: {0}")]
+    Unrelayable(MessageError),
+    /// A response to another request than the one this exchange sent, or none on a stream that
+    /// carries no responses: a client would take it for the answer to something it asked.
+    #[error("upstream answered a request other than the one sent on this exchange; the answer was not relayed")]
+    NotTheAnswer,
     #[error("upstream answered HTTP {0} with no message to a request")]
     NoAnswer(StatusCode),
     #[error("upstream refused {method}: {error}")]
@@ -79,7 +87,8 @@ impl UpstreamError {
             Self::UnexpectedAnswer { .. } => "unexpected_answer",
             Self::AnswerTooLarge(_) | Self::EventTooLarge(_) => "too_large",
             Self::AnswerBroken(_) | Self::StreamBroken(_) | Self::StreamEndedEarly => "broken",
-            Self::UnreadableAnswer(_) | Self::NoToolList | Self::NoAnswer(_) => "unreadable",
+            Self::UnreadableAnswer(_) | Self::Unrelayable(_) | Self::NoAnswer(_) => "unreadable",
+            Self::NotTheAnswer => "not_the_answer",
             Self::Refused { .. } => "refused",
             Self::EndpointNotFound { .. } => "not_found",
         }
@@ -111,6 +120,11 @@ pub struct UpstreamConfig {
     pub timeout: Duration,
     pub max_body_bytes: usize,
     pub max_event_bytes: usize,
+    /// Sent on every request (`--upstream-header`): the gateway's own credentials. Nothing an
+    /// agent sends is: each request's headers are written here, from nothing.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A PEM file of CA certificates trusted besides the webpki roots (`--upstream-ca`).
+    pub ca: Option<PathBuf>,
 }
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -127,6 +141,8 @@ pub struct Upstream {
     uri: Uri,
     /// Set on each request: left to the client, it is formatted anew every time.
     host: HeaderValue,
+    /// The URL without its credentials or query, for logs and error messages.
+    shown: String,
     config: UpstreamConfig,
 }
 
@@ -143,6 +159,21 @@ pub enum UpstreamConfigError {
     Uri(String),
     #[error("upstream URL {0} must be http:// or https://")]
     Scheme(String),
+    #[error("--upstream-header takes NAME: VALUE (or NAME: env:VARIABLE)")]
+    HeaderSpec,
+    #[error("--upstream-header {0:?}: not a valid header name")]
+    HeaderName(String),
+    #[error("--upstream-header {0}: the gateway sets this header itself")]
+    ReservedHeader(HeaderName),
+    #[error("--upstream-header {0}: not a valid header value")]
+    HeaderValue(HeaderName),
+    #[error("--upstream-header {header}: environment variable {variable} is not set")]
+    HeaderEnv {
+        header: HeaderName,
+        variable: String,
+    },
+    #[error("--upstream-ca {}: {detail}", .path.display())]
+    Ca { path: PathBuf, detail: String },
 }
 
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
@@ -151,41 +182,40 @@ const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
 impl Upstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamConfigError> {
+        let shown = redacted(&config.url);
         let uri: Uri = config
             .url
             .as_str()
             .parse()
-            .map_err(|_| UpstreamConfigError::Uri(config.url.to_string()))?;
+            .map_err(|_| UpstreamConfigError::Uri(shown.clone()))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(UpstreamConfigError::Scheme(config.url.to_string()));
+            return Err(UpstreamConfigError::Scheme(shown));
         }
         let host = match (config.url.host_str(), config.url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err(UpstreamConfigError::Uri(config.url.to_string())),
+            (None, _) => return Err(UpstreamConfigError::Uri(shown)),
         };
-        let host = HeaderValue::from_str(&host)
-            .map_err(|_| UpstreamConfigError::Uri(config.url.to_string()))?;
+        let host =
+            HeaderValue::from_str(&host).map_err(|_| UpstreamConfigError::Uri(shown.clone()))?;
         let mut tcp = HttpConnector::new();
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(config.connect_timeout));
         tcp.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let connector = access::connector(tcp, config.ca.as_deref())?;
         Ok(Self {
             clients: ThreadLocal::new(),
             connector,
             uri,
             host,
+            shown,
             config,
         })
     }
 
-    pub fn url(&self) -> &reqwest::Url {
-        &self.config.url
+    /// The upstream's URL as it may be shown: without credentials or query.
+    pub fn url(&self) -> &str {
+        &self.shown
     }
 
     fn request(
@@ -207,6 +237,9 @@ impl Upstream {
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
             headers.insert(PROTOCOL_VERSION, version);
+        }
+        for (name, value) in &self.config.headers {
+            headers.append(name.clone(), value.clone());
         }
         request
     }
@@ -238,7 +271,7 @@ impl Upstream {
 
     fn unreachable(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
         UpstreamError::Unreachable {
-            url: self.config.url.to_string(),
+            url: self.shown.clone(),
             detail: error_chain(err),
         }
     }
@@ -249,7 +282,7 @@ impl Upstream {
 
     fn timeout_error(&self) -> UpstreamError {
         UpstreamError::Timeout {
-            url: self.config.url.to_string(),
+            url: self.shown.clone(),
             timeout: self.config.timeout,
         }
     }
@@ -337,7 +370,7 @@ impl Upstream {
     /// The error of a 404 to initialize.
     pub fn endpoint_not_found(&self) -> UpstreamError {
         UpstreamError::EndpointNotFound {
-            url: self.config.url.to_string(),
+            url: self.shown.clone(),
         }
     }
 
@@ -419,6 +452,8 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_body_bytes: 1024,
             max_event_bytes: 1024,
+            headers: Vec::new(),
+            ca: None,
         })
         .unwrap()
     }

@@ -61,8 +61,7 @@ where
                 }
                 self.pending_bytes += line.len();
                 if self.pending_bytes > self.max_event_bytes {
-                    self.done = true;
-                    return Some(Err(UpstreamError::EventTooLarge(self.max_event_bytes)));
+                    return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
                 }
                 self.field(&line);
             }
@@ -70,14 +69,12 @@ where
                 return None;
             }
             if self.buffer.len() > self.max_event_bytes {
-                self.done = true;
-                return Some(Err(UpstreamError::EventTooLarge(self.max_event_bytes)));
+                return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
             }
             match self.body.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(err)) => {
-                    self.done = true;
-                    return Some(Err(UpstreamError::StreamBroken(err.to_string())));
+                    return self.fail(UpstreamError::StreamBroken(err.to_string()));
                 }
                 None => {
                     // A stream that ends without a blank line still ends its last event.
@@ -89,6 +86,16 @@ where
                 }
             }
         }
+    }
+
+    /// Ends the stream with `err`: nothing still buffered is read after it, so the events that
+    /// follow a failure are the same however the bytes were cut into chunks.
+    fn fail(&mut self, err: UpstreamError) -> Option<Result<SseEvent, UpstreamError>> {
+        self.done = true;
+        self.buffer.clear();
+        self.scanned = 0;
+        self.pending = SseEvent::default();
+        Some(Err(err))
     }
 
     /// The next complete line (CRLF, LF or CR ended), without its ending.
@@ -203,6 +210,25 @@ mod tests {
         let endless = "x".repeat(100);
         let got = parse(&[&endless, &endless], 50).await;
         assert_eq!(got[0], Err(UpstreamError::EventTooLarge(50).to_string()));
+    }
+
+    #[tokio::test]
+    async fn nothing_is_read_after_an_event_that_is_too_large() {
+        // Found by the upstream_answer fuzz target: in one chunk, the event after the refused
+        // one was still read from the buffer; in small chunks it was not.
+        let text = format!(
+            "data: {}
+
+data: after
+
+",
+            "x".repeat(100)
+        );
+        let whole = parse(&[&text], 50).await;
+        assert_eq!(
+            whole,
+            vec![Err(UpstreamError::EventTooLarge(50).to_string())]
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use binance_sim::{Simulator, SimulatorOptions};
-use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits};
+use mcpgate::config::{ApprovalConfig, GatewayConfig, Limits, UpstreamAccess};
 use mcpgate::gateway::Gateway;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use serde_json::{json, Value};
@@ -61,6 +61,8 @@ pub struct Setup {
     /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
     /// ..data/policy.json`, `..data -> ..2026_01_01_00_00_00.0/` (see [`Harness::swap_configmap`]).
     pub configmap: bool,
+    /// `--upstream-header`s and `--upstream-ca`.
+    pub upstream_access: UpstreamAccess,
 }
 
 impl Default for Setup {
@@ -85,6 +87,7 @@ impl Default for Setup {
             upstream: None,
             metrics: false,
             configmap: false,
+            upstream_access: UpstreamAccess::default(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub async fn start_with(setup: Setup) -> Harness {
     let config = GatewayConfig {
         listen: addr,
         upstream: upstream_url.parse().unwrap(),
+        upstream_access: setup.upstream_access,
         policy: policy_path.clone(),
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),

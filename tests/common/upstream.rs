@@ -8,7 +8,7 @@
 
 use std::future::Future;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -27,23 +27,53 @@ impl FakeUpstream {
         H: Fn(Value) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = Option<Response>> + Send + 'static,
     {
-        let app = axum::Router::new().route(
-            "/mcp",
-            axum::routing::post(move |axum::Json(message): axum::Json<Value>| {
-                let handler = handler.clone();
-                async move {
-                    match handler(message.clone()).await {
-                        Some(answer) => answer,
-                        None => ordinary_answer(&message),
-                    }
-                }
-            }),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        Self::start_with_headers(move |_, message| handler(message)).await
     }
+
+    /// As [`FakeUpstream::start`], the handler seeing each request's headers too.
+    pub async fn start_with_headers<H, F>(handler: H) -> String
+    where
+        H: Fn(HeaderMap, Value) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Option<Response>> + Send + 'static,
+    {
+        serve(axum::Router::new().route("/mcp", post_route(handler))).await
+    }
+
+    /// As [`FakeUpstream::start`], and a session's GET stream is answered by `stream`.
+    pub async fn start_with_stream<H, F>(handler: H, stream: fn() -> Response) -> String
+    where
+        H: Fn(Value) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Option<Response>> + Send + 'static,
+    {
+        let post = post_route(move |_, message| handler(message));
+        let route = post.get(move || async move { stream() });
+        serve(axum::Router::new().route("/mcp", route)).await
+    }
+}
+
+fn post_route<H, F>(handler: H) -> axum::routing::MethodRouter
+where
+    H: Fn(HeaderMap, Value) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Option<Response>> + Send + 'static,
+{
+    axum::routing::post(
+        move |headers: HeaderMap, axum::Json(message): axum::Json<Value>| {
+            let handler = handler.clone();
+            async move {
+                match handler(headers, message.clone()).await {
+                    Some(answer) => answer,
+                    None => ordinary_answer(&message),
+                }
+            }
+        },
+    )
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
 
 /// What the fake upstream says to a message its handler left alone.

@@ -1,0 +1,148 @@
+//! What the upstream may send back on one exchange, and how it is relayed.
+//!
+//! Every message is read as strictly as an agent's (`protocol::from_upstream`) and relayed as
+//! the gateway writes it from what it read, never as the raw text. Responses go only to the
+//! request they answer: on a request's POST, only the response under that request's id, which
+//! ends the exchange; on a session's GET stream, or the POST of a notification or a client's
+//! response, none at all. An answer to `tools/list` is filtered under any HTTP status. What
+//! breaks these rules is not relayed (fail closed): a client matches responses by id, so a
+//! response under another id would become the answer to whatever else it has asked, a
+//! `tools/list` included.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::StatusCode;
+use serde_json::Value;
+
+use super::tools_list::ToolsFilter;
+use super::{ExchangeError, Messages};
+use crate::gateway::Gateway;
+use crate::protocol::from_upstream::read_message;
+use crate::protocol::{method, Kind, Message, SseEvent};
+use crate::session::Session;
+use crate::upstream::{EventStream, UpstreamError};
+
+/// The rules for one exchange's answers.
+pub(super) struct Answers {
+    /// The id of the request sent; `None` when nothing may be answered.
+    id: Option<Value>,
+    filter: Option<ToolsFilter>,
+}
+
+/// What becomes of one event.
+enum Relayed {
+    Message(SseEvent),
+    /// The answer: relayed, and the exchange is over.
+    Answer(SseEvent),
+    /// A response on a stream that carries none: not relayed.
+    Dropped,
+}
+
+impl Answers {
+    /// The answers to `message`, sent upstream on its own POST.
+    pub(super) fn to(
+        gateway: &Arc<Gateway>,
+        session: Option<&Arc<Session>>,
+        message: &Message,
+    ) -> Self {
+        Self {
+            id: (message.kind == Kind::Request)
+                .then(|| message.id().cloned())
+                .flatten(),
+            filter: message
+                .is(method::TOOLS_LIST)
+                .then(|| ToolsFilter::new(gateway, session)),
+        }
+    }
+
+    /// A session's server-to-client stream (GET): requests and notifications only.
+    pub(super) fn none() -> Self {
+        Self {
+            id: None,
+            filter: None,
+        }
+    }
+
+    /// What is relayed of a JSON body the upstream answered with `status`: the answer as the
+    /// gateway writes it, or an empty body (the status alone).
+    pub(super) fn body(&self, status: StatusCode, body: Bytes) -> Result<Bytes, UpstreamError> {
+        let Some(id) = &self.id else {
+            // A notification or a client's response is answered by a status; a body would
+            // answer nothing the client asked, so none is relayed.
+            return Ok(Bytes::new());
+        };
+        if body.is_empty() {
+            return Ok(body);
+        }
+        match self.answer(id, &body) {
+            Ok(answer) => Ok(answer),
+            // A refusal (4xx, 5xx) whose body is not this request's answer, such as an error
+            // page or an error under another id: the status alone says it.
+            Err(_) if !status.is_success() => Ok(Bytes::new()),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn answer(&self, id: &Value, data: &[u8]) -> Result<Bytes, UpstreamError> {
+        let mut message = read_message(data).map_err(UpstreamError::Unrelayable)?;
+        if !message.answers(id) {
+            return Err(UpstreamError::NotTheAnswer);
+        }
+        if let Some(filter) = &self.filter {
+            filter.apply(&mut message)?;
+        }
+        Ok(message.to_bytes())
+    }
+
+    fn event(&self, mut event: SseEvent) -> Result<Relayed, UpstreamError> {
+        if event.data.is_empty() {
+            return Ok(Relayed::Message(event)); // a resumption primer (2025-11-25)
+        }
+        let mut message =
+            read_message(event.data.as_bytes()).map_err(UpstreamError::Unrelayable)?;
+        let is_answer = message.kind == Kind::Response;
+        if is_answer {
+            match &self.id {
+                Some(id) if message.answers(id) => {
+                    if let Some(filter) = &self.filter {
+                        filter.apply(&mut message)?;
+                    }
+                }
+                Some(_) => return Err(UpstreamError::NotTheAnswer),
+                None => {
+                    tracing::warn!("the upstream sent a response on a stream that carries none; it was not relayed");
+                    return Ok(Relayed::Dropped);
+                }
+            }
+        }
+        event.data = String::from_utf8(Vec::from(message.to_bytes()))
+            .expect("the gateway writes JSON as UTF-8");
+        Ok(match is_answer {
+            true => Relayed::Answer(event),
+            false => Relayed::Message(event),
+        })
+    }
+}
+
+/// The upstream's events as messages for the agent, by `answers`' rules. The stream ends with
+/// the answer, or with the first failure.
+pub(super) fn messages(events: EventStream, answers: Answers) -> Messages {
+    let relayed = futures::stream::unfold(Some((events, answers)), |state| async move {
+        let (mut events, answers) = state?;
+        loop {
+            let relayed = match events.next().await? {
+                Ok(event) => answers.event(event),
+                Err(err) => Err(err),
+            };
+            return match relayed {
+                Ok(Relayed::Message(event)) => Some((Ok(event), Some((events, answers)))),
+                Ok(Relayed::Answer(event)) => Some((Ok(event), None)),
+                Ok(Relayed::Dropped) => continue,
+                Err(err) => Some((Err(ExchangeError::from(err)), None)),
+            };
+        }
+    });
+    Box::pin(relayed)
+}

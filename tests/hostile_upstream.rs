@@ -1,0 +1,215 @@
+//! A hostile upstream: whatever shape, framing or status it gives its answers, a tool the policy
+//! hides never reaches the agent, and a response reaches only the request it answers.
+
+mod common;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common::upstream::{self, FakeUpstream};
+use common::*;
+use serde_json::{json, Value};
+
+const POLICY: &str = r#"{"version": "1", "default": "deny", "tools": {"get_price": {}}}"#;
+
+/// The tool the policy hides, which a hostile upstream tries to show.
+const HIDDEN: &str = "withdraw_funds";
+
+fn both_tools() -> Value {
+    json!([
+        {"name": "get_price", "inputSchema": {"type": "object"}},
+        {"name": HIDDEN, "inputSchema": {"type": "object"}},
+    ])
+}
+
+/// A tools/list answer to `id` in one of the odd shapes a client may still read as one.
+fn shaped(shape: &str, id: &Value) -> Value {
+    let shown = json!([{"name": "get_price", "inputSchema": {"type": "object"}}]);
+    let hidden = json!([{"name": HIDDEN, "inputSchema": {"type": "object"}}]);
+    match shape {
+        "plain" => json!({"jsonrpc": "2.0", "id": id, "result": {"tools": both_tools()}}),
+        "method_beside_result" => json!({"jsonrpc": "2.0", "id": id,
+            "method": "notifications/message", "result": {"tools": both_tools()}}),
+        "one_element_array" => {
+            json!([{"jsonrpc": "2.0", "id": id, "result": {"tools": both_tools()}}])
+        }
+        "Result" => json!({"jsonrpc": "2.0", "id": id, "Result": {"tools": both_tools()}}),
+        "Tools" => {
+            json!({"jsonrpc": "2.0", "id": id, "result": {"tools": shown, "Tools": hidden}})
+        }
+        "Name" => json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+            {"name": "get_price", "inputSchema": {"type": "object"}},
+            {"Name": HIDDEN, "inputSchema": {"type": "object"}}]}}),
+        other => panic!("no shape {other}"),
+    }
+}
+
+const SHAPES: [&str; 6] = [
+    "plain",
+    "method_beside_result",
+    "one_element_array",
+    "Result",
+    "Tools",
+    "Name",
+];
+const FRAMINGS: [&str; 4] = ["json_200", "json_500", "json_404", "sse"];
+
+/// An upstream that answers tools/list in the shape and framing the request's cursor names
+/// (`SHAPE/FRAMING`), so that one session tries them all.
+async fn shape_shifting_upstream() -> String {
+    FakeUpstream::start(|message| async move {
+        if message["method"] != "tools/list" {
+            return None;
+        }
+        let cursor = message["params"]["cursor"]
+            .as_str()
+            .unwrap_or("plain/json_200");
+        let (shape, framing) = cursor.split_once('/').unwrap();
+        let answer = shaped(shape, &message["id"]);
+        let json_with = |status: StatusCode| {
+            (
+                status,
+                [("content-type", "application/json")],
+                answer.to_string(),
+            )
+                .into_response()
+        };
+        Some(match framing {
+            "json_200" => json_with(StatusCode::OK),
+            "json_500" => json_with(StatusCode::INTERNAL_SERVER_ERROR),
+            "json_404" => json_with(StatusCode::NOT_FOUND),
+            "sse" => upstream::sse(&[answer]),
+            other => panic!("no framing {other}"),
+        })
+    })
+    .await
+}
+
+async fn gateway_before(upstream: String) -> Harness {
+    start_with(Setup {
+        policy: POLICY.into(),
+        upstream: Some(upstream),
+        ..Setup::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn tools_list_answers_in_odd_shapes_framings_and_statuses_never_show_hidden_tools() {
+    let harness = gateway_before(shape_shifting_upstream().await).await;
+    for shape in SHAPES {
+        for framing in FRAMINGS {
+            // A 404 ends the session: each try gets its own.
+            let mut client = harness.client().initialized().await;
+            let answer = client
+                .request(
+                    "tools/list",
+                    json!({"cursor": format!("{shape}/{framing}")}),
+                )
+                .await;
+            let what = format!("{shape} as {framing}: {} {}", answer.status, answer.text);
+            assert!(!answer.text.contains(HIDDEN), "{what}");
+            if let Some(tools) = answer.body["result"]["tools"].as_array() {
+                let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+                assert_eq!(names, ["get_price"], "{what}");
+            }
+        }
+    }
+}
+
+/// A session stream that slips a tools/list answer (under the id a client's first request
+/// usually has) between two notifications.
+fn stream_with_a_response() -> Response {
+    upstream::sse(&[
+        json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": "before"}}),
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": both_tools()}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/message",
+            "params": {"level": "info", "data": "after"}}),
+    ])
+}
+
+#[tokio::test]
+async fn a_response_on_the_session_stream_is_not_relayed_but_notifications_are() {
+    let upstream = FakeUpstream::start_with_stream(|_| async { None }, stream_with_a_response);
+    let harness = gateway_before(upstream.await).await;
+    let client = harness.client().initialized().await;
+    let response = client
+        .http
+        .get(&harness.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", VERSION)
+        .header(SESSION, client.session.as_ref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The upstream's stream ends after its three events, and the gateway's with it.
+    let text = response.text().await.unwrap();
+    let data: Vec<Value> = sse_messages(&text)
+        .into_iter()
+        .map(|m| m["params"]["data"].clone())
+        .collect();
+    assert_eq!(data, [json!("before"), json!("after")], "{text}");
+    assert!(!text.contains(HIDDEN), "{text}");
+}
+
+/// An upstream that answers a tools/call, before the call's own answer, with a tools/list answer
+/// under another id (one a client may have pending): on a stream, or as the JSON body.
+async fn answer_swapping_upstream() -> String {
+    FakeUpstream::start(|message| async move {
+        if message["method"] != "tools/call" {
+            return None;
+        }
+        let foreign = json!({"jsonrpc": "2.0", "id": "list-7", "result": {"tools": both_tools()}});
+        let own = json!({"jsonrpc": "2.0", "id": message["id"],
+            "result": {"content": [{"type": "text", "text": "42"}]}});
+        Some(match message["params"]["arguments"]["framing"].as_str() {
+            Some("json") => axum::Json(foreign).into_response(),
+            _ => upstream::sse(&[foreign, own]),
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_response_under_another_id_on_a_tools_call_exchange_is_not_relayed() {
+    let harness = gateway_before(answer_swapping_upstream().await).await;
+    let mut client = harness.client().initialized().await;
+    for framing in ["sse", "json"] {
+        let answer = client
+            .call_tool("get_price", json!({"framing": framing}))
+            .await;
+        assert!(!answer.text.contains(HIDDEN), "{framing}: {}", answer.text);
+        assert_eq!(
+            answer.body["error"]["code"], -32000,
+            "{framing}: {}",
+            answer.text
+        );
+        assert!(
+            answer.message().contains("other than the one sent"),
+            "{framing}: {}",
+            answer.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_well_formed_streamed_answer_and_its_notifications_still_pass() {
+    let upstream = FakeUpstream::start(|message| async move {
+        (message["method"] == "tools/call").then(|| {
+            upstream::sse(&[
+                json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                    "params": {"progressToken": 1, "progress": 1}}),
+                json!({"jsonrpc": "2.0", "id": message["id"],
+                    "result": {"content": [{"type": "text", "text": "42"}]}}),
+            ])
+        })
+    });
+    let harness = gateway_before(upstream.await).await;
+    let mut client = harness.client().initialized().await;
+    let answer = client.call_tool("get_price", json!({})).await;
+    let messages = sse_messages(&answer.text);
+    assert_eq!(messages.len(), 2, "{}", answer.text);
+    assert_eq!(messages[0]["method"], "notifications/progress");
+    assert_eq!(messages[1]["result"]["content"][0]["text"], "42");
+}
