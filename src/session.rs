@@ -3,7 +3,7 @@
 //! The gateway never hands the upstream's session id to the agent: ids are its own, unguessable
 //! (128 random bits), bound to the agent that opened them, and removed when ended or idle.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use axum::http::HeaderValue;
 use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use rand::RngCore;
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::policy::CompiledPolicy;
@@ -37,9 +38,33 @@ pub struct Session {
     listed_tools: Mutex<HashSet<String>>,
     /// Wakes the session's GET stream to send `notifications/tools/list_changed`.
     pub tools_changed: Notify,
+    /// Requests whose POST stream ended before their answer (2025-11-25 resumption): the id as
+    /// JSON text, and whether it was a `tools/list`. Only these answers may come on a GET that
+    /// resumes a stream.
+    unanswered: Mutex<VecDeque<(String, bool)>>,
 }
 
+/// Unanswered requests remembered per session; past this the oldest is forgotten.
+const MAX_UNANSWERED: usize = 64;
+
 impl Session {
+    /// Notes that the answer to request `id` may come on a resumed stream.
+    pub fn await_resumed_answer(&self, id: &Value, tools_list: bool) {
+        let mut unanswered = self.unanswered.lock().unwrap_or_else(|e| e.into_inner());
+        if unanswered.len() == MAX_UNANSWERED {
+            unanswered.pop_front();
+        }
+        unanswered.push_back((id.to_string(), tools_list));
+    }
+
+    /// Takes request `id` off the unanswered list: `Some(was it tools/list)` if it was on it.
+    pub fn take_resumed_answer(&self, id: &Value) -> Option<bool> {
+        let id = id.to_string();
+        let mut unanswered = self.unanswered.lock().unwrap_or_else(|e| e.into_inner());
+        let at = unanswered.iter().position(|(waiting, _)| *waiting == id)?;
+        unanswered.remove(at).map(|(_, tools_list)| tools_list)
+    }
+
     pub fn remember_listed<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let mut listed = self.listed_tools.lock().unwrap_or_else(|e| e.into_inner());
         for name in names {
@@ -125,6 +150,7 @@ impl SessionStore {
             address: opened.address,
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
+            unanswered: Mutex::default(),
             tools_changed: Notify::new(),
         });
         self.sessions.insert(session.id.clone(), session.clone());
@@ -172,6 +198,27 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_answer_is_taken_once_and_only_the_newest_are_remembered() {
+        let store = SessionStore::new(1, Duration::from_secs(60));
+        let session = store.open(None, None, false, Opening::default()).unwrap();
+        session.await_resumed_answer(&serde_json::json!(7), true);
+        assert_eq!(session.take_resumed_answer(&serde_json::json!("7")), None);
+        assert_eq!(
+            session.take_resumed_answer(&serde_json::json!(7)),
+            Some(true)
+        );
+        assert_eq!(session.take_resumed_answer(&serde_json::json!(7)), None);
+        for id in 0..=MAX_UNANSWERED {
+            session.await_resumed_answer(&serde_json::json!(id), false);
+        }
+        assert_eq!(session.take_resumed_answer(&serde_json::json!(0)), None);
+        assert_eq!(
+            session.take_resumed_answer(&serde_json::json!(MAX_UNANSWERED)),
+            Some(false)
+        );
+    }
 
     #[test]
     fn ids_are_unique_and_unguessable_length() {

@@ -130,27 +130,36 @@ fn stream_with_a_response() -> Response {
 
 #[tokio::test]
 async fn a_response_on_the_session_stream_is_not_relayed_but_notifications_are() {
-    let upstream = FakeUpstream::start_with_stream(|_| async { None }, stream_with_a_response);
-    let harness = gateway_before(upstream.await).await;
-    let client = harness.client().initialized().await;
-    let response = client
-        .http
-        .get(&harness.url)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", VERSION)
-        .header(SESSION, client.session.as_ref().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    // The upstream's stream ends after its three events, and the gateway's with it.
-    let text = response.text().await.unwrap();
-    let data: Vec<Value> = sse_messages(&text)
-        .into_iter()
-        .map(|m| m["params"]["data"].clone())
-        .collect();
-    assert_eq!(data, [json!("before"), json!("after")], "{text}");
-    assert!(!text.contains(HIDDEN), "{text}");
+    // A GET that resumes a stream (Last-Event-ID) may carry only the answers to this session's
+    // requests whose own stream ended before them; id 1 was never such a request.
+    for resuming in [None, Some("7")] {
+        let upstream = FakeUpstream::start_with_stream(|_| async { None }, stream_with_a_response);
+        let harness = gateway_before(upstream.await).await;
+        let client = harness.client().initialized().await;
+        let mut get = client
+            .http
+            .get(&harness.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header(SESSION, client.session.as_ref().unwrap());
+        if let Some(last) = resuming {
+            get = get.header("last-event-id", last);
+        }
+        let response = get.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        // The upstream's stream ends after its three events, and the gateway's with it.
+        let text = response.text().await.unwrap();
+        let data: Vec<Value> = sse_messages(&text)
+            .into_iter()
+            .map(|m| m["params"]["data"].clone())
+            .collect();
+        assert_eq!(
+            data,
+            [json!("before"), json!("after")],
+            "{resuming:?}: {text}"
+        );
+        assert!(!text.contains(HIDDEN), "{resuming:?}: {text}");
+    }
 }
 
 /// An upstream that answers a tools/call, before the call's own answer, with a tools/list answer

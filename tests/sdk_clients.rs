@@ -66,20 +66,26 @@ async fn run_client(sdk: Sdk, url: &str, scenario: &str) -> Value {
 /// `@modelcontextprotocol/server-everything`: the reference server, with progress, elicitation
 /// and a GET stream. Returns once it says it listens.
 async fn start_everything() -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let script =
         clients_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     assert!(
         script.exists(),
         "server-everything is missing: run scripts/test"
     );
+    start_node_server(&script, &["streamableHttp"]).await
+}
+
+/// Runs a Node MCP server on a free port; returns once it says it listens, with its URL.
+async fn start_node_server(script: &std::path::Path, args: &[&str]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new("node")
         .arg(script)
-        .arg("streamableHttp")
+        .args(args)
+        .current_dir(clients_dir())
         .env("PORT", port.to_string())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -260,4 +266,18 @@ async fn python_sdk_legacy_sse_client_sees_what_a_streamable_http_client_sees() 
     );
     assert_eq!(harness.simulator.tool_calls("get_order_book"), 0);
     assert_eq!(harness.simulator.tool_calls("get_price"), 2);
+}
+
+/// The upstream primes a call's stream (id, retry, empty data), closes it and keeps the answer
+/// for the client's reconnection (GET with Last-Event-ID, 2025-11-25): the primer must reach the
+/// client whole, the GET must carry Last-Event-ID upstream, and the replayed answer must come
+/// back through the gateway.
+#[tokio::test]
+async fn typescript_sdk_call_completes_when_the_upstream_closes_its_stream_after_priming() {
+    let (_server, url) = start_node_server(&clients_dir().join("resumable_server.mjs"), &[]).await;
+    let seen = same_through_gateway(Sdk::TypeScript, "resume", Some(url)).await;
+    assert_eq!(
+        seen["resumed"]["content"][0]["text"], "resumed: gated",
+        "{seen}"
+    );
 }

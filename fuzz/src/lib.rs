@@ -511,8 +511,11 @@ fn sse_events(stream: &[u8], chunk: usize) -> Vec<Result<String, String>> {
         .chunks(chunk)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let events = sse::events(futures::stream::iter(chunks), MAX_EVENT_BYTES)
-        .map(|event| event.map(|e| e.data).map_err(|e| e.to_string()));
+    let events = sse::events(futures::stream::iter(chunks), MAX_EVENT_BYTES).map(|event| {
+        event
+            .map(|e| e.data.unwrap_or_default())
+            .map_err(|e| e.to_string())
+    });
     futures::executor::block_on(events.collect())
 }
 

@@ -9,7 +9,6 @@
 //! (a Content-Security-Policy that allows only the page's own script and style files), nothing
 //! sniffed, never framed, never cached; the API's answers carry the same headers.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +16,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::Event;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -28,6 +26,7 @@ use subtle::ConstantTimeEq;
 
 use crate::approval::{Approval, DecideError};
 use crate::gateway::Gateway;
+use crate::protocol::SseEvent;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("page.js");
@@ -141,11 +140,13 @@ async fn events(State(gateway): State<Arc<Gateway>>) -> Response {
         // A lagging reader skips what it missed; the page re-reads the list on every event.
         let approval = change.ok()?;
         let data = serde_json::to_string(&approval).ok()?;
-        Some(Ok::<_, Infallible>(
-            Event::default().event("approval").data(data),
-        ))
+        Some(SseEvent {
+            event: Some("approval".into()),
+            data: Some(data),
+            ..SseEvent::default()
+        })
     });
-    crate::transport::sse::sse_response(stream)
+    crate::transport::sse::events_response(stream)
 }
 
 async fn approve(

@@ -29,6 +29,10 @@ pub(super) struct Answers {
     /// The id of the request sent; `None` when nothing may be answered.
     id: Option<Value>,
     filter: Option<ToolsFilter>,
+    /// On a request's POST, where to note that its stream ended before the answer; on a GET
+    /// that resumes a stream (`Last-Event-ID`), whose unanswered requests may be answered.
+    session: Option<(Arc<Gateway>, Arc<Session>)>,
+    resumed: bool,
 }
 
 /// What becomes of one event.
@@ -54,15 +58,47 @@ impl Answers {
             filter: message
                 .is(method::TOOLS_LIST)
                 .then(|| ToolsFilter::new(gateway, session)),
+            session: session.map(|session| (gateway.clone(), session.clone())),
+            resumed: false,
         }
     }
 
-    /// A session's server-to-client stream (GET): requests and notifications only.
-    pub(super) fn none() -> Self {
+    /// A session's server-to-client stream (GET): requests and notifications only; when it
+    /// resumes a stream (2025-11-25), also the answers to the session's requests whose POST
+    /// stream ended before them, each once.
+    pub(super) fn session_stream(
+        gateway: &Arc<Gateway>,
+        session: &Arc<Session>,
+        resumed: bool,
+    ) -> Self {
         Self {
             id: None,
             filter: None,
+            session: Some((gateway.clone(), session.clone())),
+            resumed,
         }
+    }
+
+    /// The stream ended: a request it did not answer may be answered on a resumed one.
+    fn ended(&self) {
+        if let (Some(id), Some((_, session))) = (&self.id, &self.session) {
+            session.await_resumed_answer(id, self.filter.is_some());
+        }
+    }
+
+    /// A response on a session stream: the answer to a request awaiting one on a resumed
+    /// stream (filtered if it was a `tools/list`), or nothing.
+    fn resumed_answer(&self, message: &mut Message) -> Result<bool, UpstreamError> {
+        let (Some((gateway, session)), true) = (&self.session, self.resumed) else {
+            return Ok(false);
+        };
+        let Some(tools_list) = message.id().and_then(|id| session.take_resumed_answer(id)) else {
+            return Ok(false);
+        };
+        if tools_list {
+            ToolsFilter::new(gateway, Some(session)).apply(message)?;
+        }
+        Ok(true)
     }
 
     /// What is relayed of a JSON body the upstream answered with `status`: the answer as the
@@ -97,11 +133,11 @@ impl Answers {
     }
 
     fn event(&self, mut event: SseEvent) -> Result<Relayed, UpstreamError> {
-        if event.data.is_empty() {
+        if event.text().is_empty() {
             return Ok(Relayed::Message(event)); // a resumption primer (2025-11-25)
         }
         let mut message =
-            read_message(event.data.as_bytes()).map_err(UpstreamError::Unrelayable)?;
+            read_message(event.text().as_bytes()).map_err(UpstreamError::Unrelayable)?;
         let is_answer = message.kind == Kind::Response;
         if is_answer {
             match &self.id {
@@ -111,15 +147,19 @@ impl Answers {
                     }
                 }
                 Some(_) => return Err(UpstreamError::NotTheAnswer),
+                None if self.resumed_answer(&mut message)? => {}
                 None => {
                     tracing::warn!("the upstream sent a response on a stream that carries none; it was not relayed");
                     return Ok(Relayed::Dropped);
                 }
             }
         }
-        event.data = String::from_utf8(Vec::from(message.to_bytes()))
-            .expect("the gateway writes JSON as UTF-8");
-        Ok(match is_answer {
+        event.data = Some(
+            String::from_utf8(Vec::from(message.to_bytes()))
+                .expect("the gateway writes JSON as UTF-8"),
+        );
+        // A resumed answer does not end the session's stream.
+        Ok(match is_answer && self.id.is_some() {
             true => Relayed::Answer(event),
             false => Relayed::Message(event),
         })
@@ -132,7 +172,11 @@ pub(super) fn messages(events: EventStream, answers: Answers) -> Messages {
     let relayed = futures::stream::unfold(Some((events, answers)), |state| async move {
         let (mut events, answers) = state?;
         loop {
-            let relayed = match events.next().await? {
+            let Some(next) = events.next().await else {
+                answers.ended();
+                return None;
+            };
+            let relayed = match next {
                 Ok(event) => answers.event(event),
                 Err(err) => Err(err),
             };

@@ -135,7 +135,7 @@ pub enum StreamRefused {
 /// `notifications/tools/list_changed` added when a policy change alters what the session may
 /// see. Ends when the upstream's stream ends.
 pub async fn open_stream(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Arc<Session>,
     version: &str,
     last_event_id: Option<&HeaderValue>,
@@ -157,7 +157,8 @@ pub async fn open_stream(
         Ok(Err(status)) => return Err(StreamRefused::Status(status)),
         Err(err) => return Err(StreamRefused::Failed(err.into())),
     };
-    let upstream = messages(events, Answers::none())
+    let resumed = last_event_id.is_some();
+    let upstream = messages(events, Answers::session_stream(gateway, session, resumed))
         .map(Some)
         .chain(futures::stream::once(async { None }));
     let list_changed = futures::stream::unfold(session.clone(), |session| async move {

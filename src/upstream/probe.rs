@@ -18,8 +18,8 @@ pub async fn await_answer<E: From<UpstreamError>>(
     let find = async {
         while let Some(event) = events.next().await {
             let event = event?;
-            if peek::is_answer_to(&event.data, id) {
-                return Ok(event.data);
+            if peek::is_answer_to(event.text(), id) {
+                return Ok(event.data.unwrap_or_default());
             }
         }
         Err(UpstreamError::StreamEndedEarly.into())

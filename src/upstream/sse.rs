@@ -131,12 +131,13 @@ where
             None => (line, ""),
         };
         match name {
-            "data" => {
-                if !self.pending.data.is_empty() {
-                    self.pending.data.push('\n');
+            "data" => match &mut self.pending.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(value);
                 }
-                self.pending.data.push_str(value);
-            }
+                None => self.pending.data = Some(value.to_owned()),
+            },
             "event" => self.pending.event = Some(value.to_owned()),
             "id" if !value.contains('\0') => self.pending.id = Some(value.to_owned()),
             "retry" => self.pending.retry = value.parse().ok(),
@@ -148,7 +149,7 @@ where
         self.pending_bytes = 0;
         let event = std::mem::take(&mut self.pending);
         // An id-only event primes resumption (2025-11-25); relay it so the client keeps the id.
-        (!event.data.is_empty() || event.id.is_some()).then_some(event)
+        (event.data.is_some() || event.id.is_some()).then_some(event)
     }
 }
 
@@ -184,11 +185,11 @@ mod tests {
                 Ok(SseEvent {
                     id: Some("7".into()),
                     event: Some("message".into()),
-                    data: "{\"a\":1}".into(),
+                    data: Some("{\"a\":1}".into()),
                     retry: None
                 }),
                 Ok(SseEvent {
-                    data: "x".into(),
+                    data: Some("x".into()),
                     ..Default::default()
                 }),
             ]
@@ -198,7 +199,7 @@ mod tests {
     #[tokio::test]
     async fn joins_multi_line_data_and_ends_the_last_event_at_eof() {
         let got = parse(&["data: a\ndata: b"], 1024).await;
-        assert_eq!(got[0].as_ref().unwrap().data, "a\nb");
+        assert_eq!(got[0].as_ref().unwrap().text(), "a\nb");
     }
 
     #[tokio::test]
@@ -245,7 +246,7 @@ data: after
             .collect()
             .await;
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].as_ref().unwrap().data.len(), 4 << 20);
+        assert_eq!(got[0].as_ref().unwrap().text().len(), 4 << 20);
     }
 
     #[tokio::test]
@@ -254,7 +255,7 @@ data: after
         assert_eq!(
             got,
             vec![Ok(SseEvent {
-                data: "a\nb".into(),
+                data: Some("a\nb".into()),
                 ..Default::default()
             })]
         );
