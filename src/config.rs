@@ -8,8 +8,11 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// The upstream's URL; `stdio:PROGRAM` (shown in logs only) with `upstream_command`.
     pub upstream: reqwest::Url,
     pub upstream_access: UpstreamAccess,
+    /// Run the upstream as a program per session on stdio instead of reaching it over HTTP.
+    pub upstream_command: Option<crate::upstream::UpstreamCommand>,
     pub policy: PathBuf,
     pub allowed_origins: Vec<String>,
     /// `-` writes the records to standard output.

@@ -88,8 +88,28 @@ pub struct ServeArgs {
     #[arg(long, env = "MCPGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The upstream MCP server's streamable HTTP endpoint, e.g. http://127.0.0.1:9000/mcp.
-    #[arg(long, env = "MCPGATE_UPSTREAM")]
-    pub upstream: reqwest::Url,
+    #[arg(
+        long,
+        env = "MCPGATE_UPSTREAM",
+        required_unless_present = "upstream_command",
+        conflicts_with = "upstream_command"
+    )]
+    pub upstream: Option<reqwest::Url>,
+    /// Instead of --upstream: run the upstream MCP server as a program speaking stdio, one per
+    /// session (started by initialize, stopped by DELETE, idle expiry or shutdown), e.g.
+    /// 'python3 -m binance_mcp_server'. Split into words as a shell would; no shell runs it. Its
+    /// environment is PATH and the --upstream-env variables only; its stderr goes to the log.
+    #[arg(long, env = "MCPGATE_UPSTREAM_COMMAND")]
+    pub upstream_command: Option<String>,
+    /// An environment variable for the --upstream-command program: 'NAME=VALUE', or 'NAME' to
+    /// pass on the gateway's own value. Repeatable; one per line in the environment.
+    #[arg(
+        long = "upstream-env",
+        env = "MCPGATE_UPSTREAM_ENV",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
+    pub upstream_env: Vec<String>,
     /// A header sent on every request to the upstream, as 'NAME: VALUE', or 'NAME: env:VARIABLE'
     /// to read the value from the environment at start: how the gateway presents its own
     /// credentials (agents' headers are never forwarded). Repeatable; one per line in the
@@ -242,6 +262,7 @@ impl GatewayOptions {
             listen,
             upstream,
             upstream_access: UpstreamAccess::default(),
+            upstream_command: None,
             policy,
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),

@@ -66,13 +66,30 @@ pub fn block_on(
 }
 
 pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String> {
+    let command = match &args.upstream_command {
+        Some(line) => Some(upstream_command(line, &args.upstream_env)?),
+        None => None,
+    };
+    let upstream = match (args.upstream, &command) {
+        (Some(url), _) => url,
+        (None, Some(command)) => format!("stdio:{}", command.program).parse().map_err(|_| {
+            format!(
+                "--upstream-command {:?}: not a program name",
+                command.program
+            )
+        })?,
+        (None, None) => {
+            return Err("give the upstream with --upstream or --upstream-command".into())
+        }
+    };
     let mut config = args
         .options
-        .config(args.listen, args.upstream, args.policy, workers);
+        .config(args.listen, upstream, args.policy, workers);
     config.upstream_access = crate::config::UpstreamAccess {
         headers: args.upstream_headers,
         ca: args.upstream_ca,
     };
+    config.upstream_command = command;
     let gateway = crate::gateway::build(config).map_err(|e| e.to_string())?;
     if args.options.require_upstream {
         check_upstream(gateway.clone()).await.map_err(|err| {
@@ -278,6 +295,34 @@ async fn serve_until_stopped(
     }
 }
 
+/// `--upstream-command` split into words, with its `--upstream-env` variables.
+fn upstream_command(
+    line: &str,
+    env: &[String],
+) -> Result<crate::upstream::UpstreamCommand, String> {
+    let mut words = shlex::split(line)
+        .filter(|words| !words.is_empty())
+        .ok_or_else(|| format!("--upstream-command {line:?}: not a command (unbalanced quotes?)"))?
+        .into_iter();
+    let program = words.next().unwrap_or_default();
+    let env = env
+        .iter()
+        .map(|spec| match spec.split_once('=') {
+            Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
+            None => std::env::var(spec)
+                .map(|value| (spec.clone(), value))
+                .map_err(|_| {
+                    format!("--upstream-env {spec}: the gateway's environment has no {spec}")
+                }),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(crate::upstream::UpstreamCommand {
+        program,
+        args: words.collect(),
+        env,
+    })
+}
+
 /// The tool names the upstream lists, for `policy check --upstream`.
 pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -286,7 +331,7 @@ pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
         .expect("the tokio runtime starts");
     runtime.block_on(async {
         let defaults = crate::config::Limits::default();
-        let upstream = crate::upstream::Upstream::new(crate::upstream::UpstreamConfig {
+        let upstream = crate::upstream::HttpUpstream::new(crate::upstream::UpstreamConfig {
             url,
             connect_timeout: defaults.upstream_connect_timeout,
             timeout: defaults.upstream_timeout,
@@ -296,6 +341,9 @@ pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
             ca: None,
         })
         .map_err(|e| e.to_string())?;
-        upstream.list_tool_names().await.map_err(|e| e.to_string())
+        crate::upstream::Upstream::Http(upstream)
+            .list_tool_names()
+            .await
+            .map_err(|e| e.to_string())
     })
 }

@@ -45,6 +45,7 @@ mod tests {
             agents: Vec::new(),
             require_auth,
             upstream_access: Default::default(),
+            upstream_command: None,
             approvals: ApprovalConfig {
                 admin_token: admin_token.map(str::to_owned),
                 ..ApprovalConfig::default()

@@ -26,7 +26,9 @@ use crate::metrics::Metrics;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
 use crate::session::SessionStore;
-use crate::upstream::{upstream_headers, Placement, Upstream, UpstreamConfig};
+use crate::upstream::{
+    upstream_headers, HttpUpstream, Placement, StdioUpstream, Upstream, UpstreamConfig,
+};
 
 /// Refusals at the edge audited a minute, at most.
 pub const EDGE_REFUSALS_PER_MINUTE: u32 = 60;
@@ -104,15 +106,22 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         None => None,
     };
     let access = &config.upstream_access;
-    let upstream = Upstream::new(UpstreamConfig {
-        url: config.upstream.clone(),
-        connect_timeout: config.limits.upstream_connect_timeout,
-        timeout: config.limits.upstream_timeout,
-        max_body_bytes: config.limits.max_body_bytes,
-        max_event_bytes: config.limits.max_event_bytes,
-        headers: upstream_headers(&access.headers, |variable| std::env::var(variable).ok())?,
-        ca: access.ca.clone(),
-    })?;
+    let upstream = match &config.upstream_command {
+        Some(command) => Upstream::Stdio(StdioUpstream::new(
+            command.clone(),
+            config.limits.max_event_bytes,
+            config.limits.upstream_timeout,
+        )),
+        None => Upstream::Http(HttpUpstream::new(UpstreamConfig {
+            url: config.upstream.clone(),
+            connect_timeout: config.limits.upstream_connect_timeout,
+            timeout: config.limits.upstream_timeout,
+            max_body_bytes: config.limits.max_body_bytes,
+            max_event_bytes: config.limits.max_event_bytes,
+            headers: upstream_headers(&access.headers, |variable| std::env::var(variable).ok())?,
+            ca: access.ca.clone(),
+        })?),
+    };
     let agents = AgentKeys::from_specs(&config.agents, config.require_auth, |variable| {
         std::env::var(variable).ok()
     })?;

@@ -28,6 +28,30 @@ pub fn is_answer_to(data: &str, id: &Value) -> bool {
     })
 }
 
+/// A request's id as JSON text (`None` for a notification or a response): how a stdio
+/// upstream's answer is matched to it.
+pub fn request_id(message: &[u8]) -> Option<String> {
+    let envelope: Envelope<'_> = serde_json::from_slice(message).ok()?;
+    envelope.method?;
+    envelope.id.and_then(canonical)
+}
+
+/// A response's id as JSON text (`None` for a request or notification).
+pub fn response_id(data: &str) -> Option<String> {
+    let envelope = envelope(data)?;
+    match envelope.method {
+        Some(_) => None,
+        None => envelope.id.and_then(canonical),
+    }
+}
+
+/// An id as the gateway writes it, however the peer escaped it.
+fn canonical(id: &RawValue) -> Option<String> {
+    serde_json::from_str::<Value>(id.get())
+        .ok()
+        .map(|id| id.to_string())
+}
+
 /// Does this message carry a `method` (a request or notification, not an answer)?
 pub fn is_request_or_notification(data: &str) -> bool {
     envelope(data).is_some_and(|envelope| envelope.method.is_some())
@@ -55,6 +79,18 @@ mod tests {
             &id
         ));
         assert!(!is_answer_to("not json", &id));
+    }
+
+    #[test]
+    fn request_and_response_ids_are_told_apart() {
+        let request = br#"{"jsonrpc":"2.0","id":"a","method":"tools/call"}"#;
+        assert_eq!(request_id(request).as_deref(), Some(r#""a""#));
+        assert_eq!(request_id(br#"{"jsonrpc":"2.0","method":"x"}"#), None);
+        assert_eq!(
+            response_id(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(response_id(std::str::from_utf8(request).unwrap()), None);
     }
 
     #[test]

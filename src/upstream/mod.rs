@@ -6,6 +6,7 @@
 mod access;
 mod probe;
 pub mod sse;
+mod stdio;
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 
 pub use access::{headers as upstream_headers, redacted};
 pub use probe::await_answer;
+pub use stdio::{StdioUpstream, UpstreamCommand};
 
 use crate::protocol::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
 use crate::protocol::{MessageError, SseEvent};
@@ -68,6 +70,9 @@ pub enum UpstreamError {
     NoAnswer(StatusCode),
     #[error("upstream refused {method}: {error}")]
     Refused { method: &'static str, error: String },
+    /// A stdio upstream's process could not be started, written to, or is gone.
+    #[error("upstream process {0}")]
+    ProcessGone(String),
     /// A 404 to initialize, which opens no session and so cannot be an unknown one: the URL
     /// names no MCP endpoint, most often because its path was left out.
     #[error("upstream {url} answered HTTP 404 to initialize: check the URL's path, it must be the server's MCP endpoint (often /mcp, e.g. http://127.0.0.1:9000/mcp)")]
@@ -90,6 +95,7 @@ impl UpstreamError {
             Self::UnreadableAnswer(_) | Self::Unrelayable(_) | Self::NoAnswer(_) => "unreadable",
             Self::NotTheAnswer => "not_the_answer",
             Self::Refused { .. } => "refused",
+            Self::ProcessGone(_) => "process_gone",
             Self::EndpointNotFound { .. } => "not_found",
         }
     }
@@ -135,7 +141,7 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 ///
 /// One client (and pool of connections) per thread: a connection's task then runs on the event
 /// loop of the worker whose calls use it, and no call waits on another thread (server.rs).
-pub struct Upstream {
+pub struct HttpUpstream {
     clients: ThreadLocal<HttpClient>,
     connector: HttpsConnector<HttpConnector>,
     uri: Uri,
@@ -180,7 +186,76 @@ const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, tex
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 
+/// The upstream, however it is reached: the exchange sends and ends sessions the same way.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per gateway, built at start and never moved on the call path"
+)]
+pub enum Upstream {
+    Http(HttpUpstream),
+    /// A program per session on its stdin and stdout (`--upstream-command`, `stdio.rs`).
+    Stdio(StdioUpstream),
+}
+
 impl Upstream {
+    /// The upstream as logs and errors name it: a URL without credentials or query, or the
+    /// program.
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Http(http) => http.url(),
+            Self::Stdio(stdio) => stdio.url(),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        match self {
+            Self::Http(http) => http.config.timeout,
+            Self::Stdio(stdio) => stdio.timeout(),
+        }
+    }
+
+    /// Sends one serialised message (the exact bytes the policy evaluated).
+    pub async fn post(
+        &self,
+        message: Bytes,
+        placement: Placement<'_>,
+    ) -> Result<Reply, UpstreamError> {
+        match self {
+            Self::Http(http) => http.post(message, placement).await,
+            Self::Stdio(stdio) => stdio.post(message, placement).await,
+        }
+    }
+
+    /// Opens the session's server-to-client stream, or the status it is refused with (405 when
+    /// the upstream offers none).
+    pub async fn open_stream(
+        &self,
+        placement: Placement<'_>,
+        last_event_id: Option<&HeaderValue>,
+    ) -> Result<Result<EventStream, StatusCode>, UpstreamError> {
+        match self {
+            Self::Http(http) => http.open_stream(placement, last_event_id).await,
+            Self::Stdio(stdio) => Ok(stdio.open_stream(placement)),
+        }
+    }
+
+    /// Ends the upstream session (best effort: the upstream may have ended it already).
+    pub async fn end_session(&self, placement: Placement<'_>) -> Result<StatusCode, UpstreamError> {
+        match self {
+            Self::Http(http) => http.end_session(placement).await,
+            Self::Stdio(stdio) => Ok(stdio.end_session(placement).await),
+        }
+    }
+
+    /// The error of a 404 to initialize.
+    pub fn endpoint_not_found(&self) -> UpstreamError {
+        UpstreamError::EndpointNotFound {
+            url: self.url().to_owned(),
+        }
+    }
+}
+
+impl HttpUpstream {
     pub fn new(config: UpstreamConfig) -> Result<Self, UpstreamConfigError> {
         let shown = redacted(&config.url);
         let uri: Uri = config
@@ -367,13 +442,6 @@ impl Upstream {
         Ok(response.status())
     }
 
-    /// The error of a 404 to initialize.
-    pub fn endpoint_not_found(&self) -> UpstreamError {
-        UpstreamError::EndpointNotFound {
-            url: self.shown.clone(),
-        }
-    }
-
     fn events(&self, response: Response<Incoming>) -> EventStream {
         let body = BodyDataStream::new(response.into_body());
         Box::pin(sse::events(body, self.config.max_event_bytes))
@@ -445,8 +513,8 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn upstream(url: &str) -> Upstream {
-        Upstream::new(UpstreamConfig {
+    fn upstream(url: &str) -> HttpUpstream {
+        HttpUpstream::new(UpstreamConfig {
             url: url.parse().unwrap(),
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),

@@ -140,10 +140,9 @@ impl Upstream {
             Reply::Json {
                 body, session_id, ..
             } => (String::from_utf8_lossy(&body).into_owned(), session_id),
-            Reply::Stream { events, session_id } => (
-                await_answer(events, &id, self.config.timeout).await?,
-                session_id,
-            ),
+            Reply::Stream { events, session_id } => {
+                (await_answer(events, &id, self.timeout()).await?, session_id)
+            }
             Reply::Accepted { status } => return Err(UpstreamError::NoAnswer(status)),
         };
         let answer = serde_json::from_str(&text)

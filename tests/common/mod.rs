@@ -56,6 +56,8 @@ pub struct Setup {
     pub approvals: ApprovalConfig,
     /// Put the gateway in front of this URL instead of a fresh simulator.
     pub upstream: Option<String>,
+    /// Run this program per session as the upstream, on stdio (`--upstream-command`).
+    pub upstream_command: Option<mcpgate::upstream::UpstreamCommand>,
     /// Serve /metrics on a listener of its own (`--metrics-listen`).
     pub metrics: bool,
     /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
@@ -85,6 +87,7 @@ impl Default for Setup {
                 ..ApprovalConfig::default()
             },
             upstream: None,
+            upstream_command: None,
             metrics: false,
             configmap: false,
             upstream_access: UpstreamAccess::default(),
@@ -129,6 +132,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         listen: addr,
         upstream: upstream_url.parse().unwrap(),
         upstream_access: setup.upstream_access,
+        upstream_command: setup.upstream_command.clone(),
         policy: policy_path.clone(),
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
