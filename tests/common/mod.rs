@@ -58,6 +58,8 @@ pub struct Setup {
     pub upstream: Option<String>,
     /// Serve /metrics on a listener of its own (`--metrics-listen`).
     pub metrics: bool,
+    /// Session key and shared state (several replicas).
+    pub replicas: mcpgate::config::ReplicaConfig,
     /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
     /// ..data/policy.json`, `..data -> ..2026_01_01_00_00_00.0/` (see [`Harness::swap_configmap`]).
     pub configmap: bool,
@@ -84,6 +86,7 @@ impl Default for Setup {
             },
             upstream: None,
             metrics: false,
+            replicas: Default::default(),
             configmap: false,
         }
     }
@@ -135,6 +138,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         limits: setup.limits,
         workers: std::num::NonZeroUsize::new(2).unwrap(),
         metrics_listen,
+        replicas: setup.replicas,
     };
     let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
