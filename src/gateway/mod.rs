@@ -72,8 +72,6 @@ pub enum ResumeError {
     Unknown,
     #[error("the gateway holds its maximum of {0} sessions")]
     Full(usize),
-    #[error(transparent)]
-    State(StateError),
 }
 
 /// Why a gateway could not be built from its configuration.
@@ -276,8 +274,9 @@ impl Gateway {
 
     /// The caller's session named by the token it presented: it opens, is the caller's, and
     /// was not ended on any replica. While the shared store cannot say whether it was ended,
-    /// a session this replica already holds is served (a revocation made while Redis was down
-    /// could not have been recorded either); one it does not hold is refused.
+    /// the session is served: the token is authentic and bound to its agent, the rules that
+    /// need the store refuse on their own, and a revocation made meanwhile could not have been
+    /// recorded either (README, "Running several replicas").
     pub async fn resume_session(
         &self,
         token: &str,
@@ -287,17 +286,15 @@ impl Gateway {
         let Some(id) = self.sessions.id_of(token) else {
             return Err(ResumeError::Unknown);
         };
-        let held_here = self.sessions.get(&id).is_some();
         match self.state.is_revoked(&id).await {
             Ok(false) => {}
             Ok(true) => {
                 self.sessions.end(&id);
                 return Err(ResumeError::Unknown);
             }
-            Err(err) if held_here => {
+            Err(err) => {
                 tracing::warn!(error = %err, "cannot check whether a session was ended elsewhere; serving it");
             }
-            Err(err) => return Err(ResumeError::State(err)),
         }
         match self.sessions.resume(token, agent) {
             Resumed::Live(session) => Ok(session),

@@ -156,12 +156,4 @@ impl SharedState {
             SharedState::Redis(store) => store.ping().await,
         }
     }
-
-    /// Counters held in process (metrics).
-    pub fn counter_count(&self) -> usize {
-        match self {
-            SharedState::Local(local) => local.limiter.counter_count(),
-            SharedState::Redis(_) => 0,
-        }
-    }
 }

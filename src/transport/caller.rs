@@ -34,7 +34,6 @@ pub async fn session_of(
         .map_err(|err| match err {
             ResumeError::Unknown => GatewayError::UnknownSession,
             ResumeError::Full(max) => ExchangeError::TooManySessions(max).into(),
-            ResumeError::State(err) => GatewayError::StateUnavailable(err),
         })
 }
 

@@ -296,6 +296,7 @@ pub fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 }
 
 /// A raw streamable-HTTP client, for asserting exact statuses and bodies.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub url: String,
