@@ -2,7 +2,7 @@
 //!
 //! The gateway never hands the upstream's session id to the agent: the id it hands out is a
 //! sealed token (`session_token.rs`) carrying the session's state, so any replica with the key
-//! resumes it. The session's own name (`Session::id`) is 128 random bits inside the token.
+//! resumes it; 128 random bits inside make each session's token its own.
 //!
 //! What stays per process is held here: the tools listed to the session (for `list_changed`),
 //! when it was last used, and the wake-up for its GET stream. A replica that has not seen a
@@ -27,10 +27,9 @@ use crate::session_token::{self, SealedSession, SessionKeys};
 
 #[derive(Debug)]
 pub struct Session {
-    /// The session's name (32 hex characters): what audit records, approvals and limits know it by.
+    /// The sealed `Mcp-Session-Id` handed to the client, sealed once at initialize: what audit
+    /// records, approvals, limits and revocations know the session by, on every replica.
     pub id: Arc<str>,
-    /// The sealed `Mcp-Session-Id` handed to the client.
-    pub token: Arc<str>,
     /// The upstream's `Mcp-Session-Id`, if it issued one (stateless upstreams do not).
     pub upstream_id: Option<HeaderValue>,
     /// The authenticated agent that opened the session; `None` when agents are anonymous.
@@ -187,8 +186,7 @@ impl SessionStore {
         token: String,
     ) -> Arc<Session> {
         Arc::new(Session {
-            id: sealed.id.as_str().into(),
-            token: token.into(),
+            id: token.into(),
             upstream_id,
             agent,
             elicits: sealed.elicits,
@@ -212,7 +210,7 @@ impl SessionStore {
         if sealed.expired(SystemTime::now()) || sealed.agent.as_deref() != agent.map(|a| &**a) {
             return Resumed::Unknown;
         }
-        if let Some(session) = self.get(&sealed.id) {
+        if let Some(session) = self.get(token) {
             return Resumed::Live(session);
         }
         if self.sessions.len() >= self.max_sessions {
@@ -241,9 +239,9 @@ impl SessionStore {
         Resumed::Live(session)
     }
 
-    /// The session's name inside a token, if it opens (for revoking what a client presents).
-    pub fn id_of(&self, token: &str) -> Option<String> {
-        self.keys.open(token).map(|sealed| sealed.id)
+    /// Whether a token opens under the session keys (a forged one costs no store lookup).
+    pub fn opens(&self, token: &str) -> bool {
+        self.keys.open(token).is_some()
     }
 
     /// The live session with this id, marked as used now.
@@ -294,7 +292,10 @@ mod tests {
         let a = store.open(None, None, false, Opening::default()).unwrap();
         let b = store.open(None, None, false, Opening::default()).unwrap();
         assert_ne!(a.id, b.id);
-        assert_eq!(a.id.len(), 32);
+        assert!(
+            a.id.len() > 100,
+            "a sealed token, longer than the 32 hex characters before"
+        );
         assert!(store.get(&a.id).is_some());
     }
 

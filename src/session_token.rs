@@ -25,7 +25,7 @@ const NONCE_BYTES: usize = 24;
 /// What a session token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSession {
-    /// The session's own id: 32 hex characters, stable across replicas.
+    /// 128 random bits: each session's token is its own.
     #[serde(rename = "i")]
     pub id: String,
     #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]

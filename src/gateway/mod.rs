@@ -283,13 +283,13 @@ impl Gateway {
         agent: Option<&Arc<str>>,
     ) -> Result<Arc<Session>, ResumeError> {
         use crate::session::Resumed;
-        let Some(id) = self.sessions.id_of(token) else {
+        if !self.sessions.opens(token) {
             return Err(ResumeError::Unknown);
-        };
-        match self.state.is_revoked(&id).await {
+        }
+        match self.state.is_revoked(token).await {
             Ok(false) => {}
             Ok(true) => {
-                self.sessions.end(&id);
+                self.sessions.end(token);
                 return Err(ResumeError::Unknown);
             }
             Err(err) => {

@@ -71,7 +71,7 @@ async fn accept(
                     exchange::initialize(gateway, agent, address, version, message).await;
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
-                    let value = HeaderValue::from_str(&session.token)
+                    let value = HeaderValue::from_str(&session.id)
                         .expect("base64url session tokens are valid header values");
                     response.headers_mut().insert(SESSION_ID, value);
                 }
