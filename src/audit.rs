@@ -68,6 +68,8 @@ pub enum AuditDecision {
     UpstreamError,
     /// Deciding failed; the message was refused.
     InternalError,
+    /// Refused because the shared state store (Redis) could not be reached.
+    StateUnavailable,
     /// A call was held for a person's decision.
     ApprovalPending,
     /// A held call went through on an approval granted earlier.
@@ -95,6 +97,7 @@ impl AuditDecision {
             Self::RateLimited => "rate_limited",
             Self::UpstreamError => "upstream_error",
             Self::InternalError => "internal_error",
+            Self::StateUnavailable => "state_unavailable",
             Self::ApprovalPending => "approval_pending",
             Self::ApprovalUsed => "approval_used",
             Self::Approved => "approved",

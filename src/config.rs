@@ -28,6 +28,33 @@ pub struct GatewayConfig {
     pub workers: NonZeroUsize,
     /// Serve `GET /metrics` (Prometheus) on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// What several replicas share: the session key and the state store.
+    pub replicas: ReplicaConfig,
+}
+
+/// Running several replicas behind one address (README, "Running several replicas").
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// Seals session ids (32 bytes, base64); `None` makes a random key at start (sessions are
+    /// then good on this process only).
+    pub session_key: Option<String>,
+    /// The key before the current one: tokens it sealed are still accepted (rotation).
+    pub session_key_previous: Option<String>,
+    /// How long a session token is good for after initialize.
+    pub session_max_age: Duration,
+    /// `redis://HOST:PORT/DB` or `rediss://…`; `None` keeps state in process.
+    pub state: Option<String>,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            session_key: None,
+            session_key_previous: None,
+            session_max_age: Duration::from_secs(24 * 3600),
+            state: None,
+        }
+    }
 }
 
 /// What the gateway presents to the upstream and which of its certificates it trusts.

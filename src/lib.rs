@@ -24,5 +24,7 @@ pub mod protocol;
 pub mod reload;
 pub mod server;
 pub mod session;
+pub mod session_token;
+pub mod state;
 pub mod transport;
 pub mod upstream;

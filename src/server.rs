@@ -187,7 +187,7 @@ async fn upkeep(gateway: Arc<Gateway>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        gateway.limiter.sweep(Instant::now());
+        gateway.state.sweep(Instant::now());
         gateway.expire_approvals();
         gateway.end_idle_sessions().await;
     }

@@ -1,13 +1,19 @@
 //! Gateway sessions: the `Mcp-Session-Id` the gateway issues, mapped to the upstream's.
 //!
-//! The gateway never hands the upstream's session id to the agent: ids are its own, unguessable
-//! (128 random bits), bound to the agent that opened them, and removed when ended or idle.
+//! The gateway never hands the upstream's session id to the agent: the id it hands out is a
+//! sealed token (`session_token.rs`) carrying the session's state, so any replica with the key
+//! resumes it; 128 random bits inside make each session's token its own.
+//!
+//! What stays per process is held here: the tools listed to the session (for `list_changed`),
+//! when it was last used, and the wake-up for its GET stream. A replica that has not seen a
+//! session rebuilds this from the token on its first request; `--max-sessions` bounds how many
+//! sessions one process holds this for, not how many the fleet serves.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderValue;
 use dashmap::DashMap;
@@ -17,9 +23,13 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::policy::CompiledPolicy;
+use crate::protocol::version;
+use crate::session_token::{self, SealedSession, SessionKeys};
 
 #[derive(Debug)]
 pub struct Session {
+    /// The sealed `Mcp-Session-Id` handed to the client, sealed once at initialize: what audit
+    /// records, approvals, limits and revocations know the session by, on every replica.
     pub id: Arc<str>,
     /// The upstream's `Mcp-Session-Id`, if it issued one (stateless upstreams do not).
     pub upstream_id: Option<HeaderValue>,
@@ -108,21 +118,54 @@ impl Default for Opening {
 #[error("the gateway holds its maximum of {0} sessions")]
 pub struct SessionsFull(pub usize);
 
+/// What a presented token comes to on this replica.
+pub enum Resumed {
+    Live(Arc<Session>),
+    /// Does not open, has expired, or is another agent's: no such session (404).
+    Unknown,
+    /// A good token, but this process holds its maximum of sessions.
+    Full(SessionsFull),
+}
+
 pub struct SessionStore {
     sessions: DashMap<Arc<str>, Arc<Session>, RandomState>,
     max_sessions: usize,
     idle_timeout: Duration,
     epoch: Instant,
+    keys: SessionKeys,
+    max_age: Duration,
 }
 
 impl SessionStore {
     pub fn new(max_sessions: usize, idle_timeout: Duration) -> Self {
+        Self::sealed_with(
+            max_sessions,
+            idle_timeout,
+            SessionKeys::random(),
+            Duration::from_secs(24 * 3600),
+        )
+    }
+
+    /// Sessions sealed with `keys`, good for `max_age` from initialize.
+    pub fn sealed_with(
+        max_sessions: usize,
+        idle_timeout: Duration,
+        keys: SessionKeys,
+        max_age: Duration,
+    ) -> Self {
         Self {
             sessions: DashMap::default(),
             max_sessions,
             idle_timeout,
             epoch: Instant::now(),
+            keys,
+            max_age,
         }
+    }
+
+    /// How long a token is good for: what a revocation must outlive.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
     }
 
     fn now_ms(&self) -> u64 {
@@ -141,20 +184,90 @@ impl SessionStore {
         }
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
-        let session = Arc::new(Session {
-            id: hex::encode(bytes).into(),
+        let sealed = SealedSession {
+            id: hex::encode(bytes),
+            agent: agent.as_deref().map(str::to_owned),
+            upstream_id: upstream_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            version: opened.version.to_owned(),
+            elicits,
+            address: opened.address,
+            expires: session_token::expiry(SystemTime::now(), self.max_age),
+        };
+        let token = self.keys.seal(&sealed);
+        let session = self.held(&sealed, upstream_id, agent, opened.version, token);
+        self.sessions.insert(session.id.clone(), session.clone());
+        Ok(session)
+    }
+
+    fn held(
+        &self,
+        sealed: &SealedSession,
+        upstream_id: Option<HeaderValue>,
+        agent: Option<Arc<str>>,
+        version: &'static str,
+        token: String,
+    ) -> Arc<Session> {
+        Arc::new(Session {
+            id: token.into(),
             upstream_id,
             agent,
-            elicits,
-            version: opened.version,
-            address: opened.address,
+            elicits: sealed.elicits,
+            version,
+            address: sealed.address,
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             unanswered: Mutex::default(),
             tools_changed: Notify::new(),
-        });
-        self.sessions.insert(session.id.clone(), session.clone());
-        Ok(session)
+        })
+    }
+
+    /// The session a client's token names, for this agent: held here already, or rebuilt from
+    /// the token (it was opened on another replica, or this one restarted). Revocation is the
+    /// caller's to check, in the shared store.
+    pub fn resume(&self, token: &str, agent: Option<&Arc<str>>) -> Resumed {
+        let Some(sealed) = self.keys.open(token) else {
+            return Resumed::Unknown;
+        };
+        // 2025-06-18 transports: a session the server no longer knows MUST get 404; one of
+        // another agent is not the caller's to know about.
+        if sealed.expired(SystemTime::now()) || sealed.agent.as_deref() != agent.map(|a| &**a) {
+            return Resumed::Unknown;
+        }
+        if let Some(session) = self.get(token) {
+            return Resumed::Live(session);
+        }
+        if self.sessions.len() >= self.max_sessions {
+            return Resumed::Full(SessionsFull(self.max_sessions));
+        }
+        let upstream_id = match sealed.upstream_id.as_deref().map(HeaderValue::from_str) {
+            Some(Ok(value)) => Some(value),
+            Some(Err(_)) => return Resumed::Unknown,
+            None => None,
+        };
+        let version = version::spoken(sealed.version.as_bytes()).unwrap_or(version::ASSUMED);
+        let session = self.held(
+            &sealed,
+            upstream_id,
+            agent.cloned(),
+            version,
+            token.to_owned(),
+        );
+        // Two requests resuming at once keep whichever was held first.
+        let session = self
+            .sessions
+            .entry(session.id.clone())
+            .or_insert(session)
+            .value()
+            .clone();
+        Resumed::Live(session)
+    }
+
+    /// Whether a token opens under the session keys (a forged one costs no store lookup).
+    pub fn opens(&self, token: &str) -> bool {
+        self.keys.open(token).is_some()
     }
 
     /// The live session with this id, marked as used now.
@@ -226,7 +339,10 @@ mod tests {
         let a = store.open(None, None, false, Opening::default()).unwrap();
         let b = store.open(None, None, false, Opening::default()).unwrap();
         assert_ne!(a.id, b.id);
-        assert_eq!(a.id.len(), 32);
+        assert!(
+            a.id.len() > 100,
+            "a sealed token, longer than the 32 hex characters before"
+        );
         assert!(store.get(&a.id).is_some());
     }
 

@@ -89,6 +89,8 @@ async fn a_reviewer_approves_a_held_call_on_the_page() {
         .gateway
         .approvals
         .get(report["approved"].as_str().unwrap())
+        .await
+        .unwrap()
         .unwrap();
     assert_eq!(approval.decision_reason.as_deref(), Some("looks right"));
 }

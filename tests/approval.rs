@@ -832,7 +832,7 @@ async fn a_notification_under_an_approval_rule_queues_nothing() {
         answer.text
     );
     assert!(Admin::of(&harness).list().await.is_empty());
-    assert!(harness.gateway.approvals.list().is_empty());
+    assert!(harness.gateway.approvals.list().await.unwrap().is_empty());
     assert_eq!(harness.simulator.tool_calls("subscribe_to_trade_stream"), 0);
 }
 

@@ -10,7 +10,6 @@
 //! sniffed, never framed, never cached; the API's answers carry the same headers.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -24,9 +23,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::approval::{Approval, DecideError};
+use crate::approval::DecideError;
 use crate::gateway::Gateway;
 use crate::protocol::SseEvent;
+use crate::state::QueueError;
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("page.js");
@@ -130,8 +130,15 @@ fn reviewer_of<'t>(
     found
 }
 
-async fn list(State(gateway): State<Arc<Gateway>>) -> Json<Vec<Approval>> {
-    Json(gateway.approvals.list())
+async fn list(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.approvals.list().await {
+        Ok(all) => Json(all).into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 async fn events(State(gateway): State<Arc<Gateway>>) -> Response {
@@ -155,7 +162,7 @@ async fn approve(
     reviewer: Extension<ReviewerName>,
     body: Bytes,
 ) -> Response {
-    decide(state, id, reviewer, body, true)
+    decide(state, id, reviewer, body, true).await
 }
 
 async fn reject(
@@ -164,10 +171,10 @@ async fn reject(
     reviewer: Extension<ReviewerName>,
     body: Bytes,
 ) -> Response {
-    decide(state, id, reviewer, body, false)
+    decide(state, id, reviewer, body, false).await
 }
 
-fn decide(
+async fn decide(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,
     Extension(ReviewerName(reviewer)): Extension<ReviewerName>,
@@ -182,13 +189,19 @@ fn decide(
     };
     match gateway
         .approvals
-        .decide(&id, approve, &reviewer, reason, Instant::now())
+        .decide(&id, approve, &reviewer, reason)
+        .await
     {
         Ok(approval) => {
             gateway.record_approval(&approval);
             Json(approval).into_response()
         }
-        Err(err @ DecideError::NotFound(_)) => (
+        Err(err @ QueueError::State(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": err.to_string() })),
+        )
+            .into_response(),
+        Err(err @ QueueError::Decide(DecideError::NotFound(_))) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": err.to_string() })),
         )

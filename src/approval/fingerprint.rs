@@ -11,6 +11,19 @@ use sha2::{Digest, Sha256};
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
+    /// Stands in for the fingerprint of an approval read back from a shared store, which keeps
+    /// it as a key instead.
+    pub fn unknown() -> Self {
+        Fingerprint([0; 32])
+    }
+
+    /// Hex, for a shared store's keys.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl Fingerprint {
     /// `agent` when the caller authenticated; otherwise the call is bound to its session.
     /// `other_params`: the call's params besides `name` and `arguments`, as forwarded (kept as
     /// text, so compared as text: a byte of difference needs its own approval).

@@ -14,13 +14,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 pub use fingerprint::Fingerprint;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -32,7 +32,7 @@ pub enum Status {
 }
 
 /// One call waiting for (or given) a decision, as reviewers and the admin API see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Approval {
     pub id: String,
     pub status: Status,
@@ -54,9 +54,9 @@ pub struct Approval {
     pub decided_by: Option<String>,
     pub decision_reason: Option<String>,
     pub decided_at: Option<String>,
-    #[serde(skip)]
+    #[serde(skip, default = "Fingerprint::unknown")]
     fingerprint: Fingerprint,
-    #[serde(skip)]
+    #[serde(skip, default = "Instant::now")]
     expires: Instant,
     /// The call's user was asked with `elicitation/create` on the held stream.
     #[serde(skip)]
@@ -140,6 +140,70 @@ pub enum UseError {
     NotGranted(String),
     #[error("approval {0} expired before it was used")]
     Expired(String),
+}
+
+impl Approval {
+    /// A new pending approval for `ask` (its id and fingerprint made here), expiring `timeout`
+    /// after `now`.
+    pub fn pending(ask: &Ask<'_>, now: Instant) -> Self {
+        Approval {
+            id: new_id(),
+            status: Status::Pending,
+            agent: ask.agent.map(str::to_owned),
+            session: ask.session.to_owned(),
+            tool: ask.tool.to_owned(),
+            arguments: ask.arguments.clone(),
+            arguments_json: Some(ask.arguments.to_string()),
+            other_params: ask.other_params.map(str::to_owned),
+            rule: ask.rule.to_owned(),
+            reason: ask.reason.to_owned(),
+            created_at: timestamp(SystemTime::now()),
+            expires_at: timestamp(SystemTime::now() + ask.timeout),
+            decided_by: None,
+            decision_reason: None,
+            decided_at: None,
+            fingerprint: Fingerprint::of(
+                ask.agent,
+                ask.session,
+                ask.tool,
+                ask.arguments,
+                ask.other_params,
+            ),
+            expires: now + ask.timeout,
+            elicited: false,
+        }
+    }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// As a shared store gives it back: its expiry is `left` from now. A finished approval
+    /// keeps what reviewers read about it, not the call's text.
+    pub fn restored(mut self, left: Duration, elicited: bool, now: Instant) -> Self {
+        self.expires = now + left;
+        self.elicited = elicited;
+        if !matches!(self.status, Status::Pending | Status::Approved) {
+            self.arguments = Value::Null;
+            self.arguments_json = None;
+            self.other_params = None;
+        }
+        self
+    }
+
+    /// How long until it expires.
+    pub fn expires_in(&self, now: Instant) -> Duration {
+        self.expires.saturating_duration_since(now)
+    }
+
+    pub fn elicited(&self) -> bool {
+        self.elicited
+    }
+}
+
+/// The bytes a held call keeps: its arguments' and other params' text.
+pub fn held_bytes(ask: &Ask<'_>) -> usize {
+    ask.arguments.to_string().len() + ask.other_params.map_or(0, str::len)
 }
 
 struct Entry {
@@ -300,6 +364,24 @@ impl Approvals {
         })
     }
 
+    /// What [`request`](Self::request) would answer for `ask` without queueing anything:
+    /// `None` when it would queue a new approval (the caller pays the rule's rate limits
+    /// first, then calls `request`, which looks again under the lock).
+    pub fn lookup(&self, ask: &Ask<'_>, now: Instant) -> Option<Ticket> {
+        let mut would_queue = false;
+        let ticket = self.request_admitted(
+            ask,
+            now,
+            || {
+                would_queue = true;
+                Err(())
+            },
+            |_| {},
+        );
+        debug_assert!(ticket.is_ok() || would_queue);
+        ticket.ok()
+    }
+
     /// A reviewer's yes or no.
     pub fn decide(
         &self,
@@ -411,16 +493,7 @@ impl Approvals {
             .values()
             .map(|e| e.approval.clone())
             .collect();
-        all.sort_by(|a, b| {
-            let pending = |x: &Approval| x.status != Status::Pending;
-            pending(a)
-                .cmp(&pending(b))
-                .then_with(|| match a.status {
-                    Status::Pending => a.created_at.cmp(&b.created_at),
-                    _ => b.created_at.cmp(&a.created_at),
-                })
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        queue_order(&mut all);
         all
     }
 
@@ -465,6 +538,20 @@ impl Approvals {
         }
         expired
     }
+}
+
+/// Pending first (oldest first, as a queue is worked), then the rest, newest first.
+pub fn queue_order(all: &mut [Approval]) {
+    all.sort_by(|a, b| {
+        let pending = |x: &Approval| x.status != Status::Pending;
+        pending(a)
+            .cmp(&pending(b))
+            .then_with(|| match a.status {
+                Status::Pending => a.created_at.cmp(&b.created_at),
+                _ => b.created_at.cmp(&a.created_at),
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 fn expire(entry: &mut Entry) {

@@ -77,6 +77,8 @@ pub enum Command {
         /// The agent's name, as policies and audit records will call it.
         name: String,
     },
+    /// Print a fresh key for --session-key (MCPGATE_SESSION_KEY): give every replica the same.
+    SessionKey,
     /// Check, explain or describe policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -216,7 +218,8 @@ pub struct GatewayOptions {
     /// Largest single SSE event accepted from the upstream.
     #[arg(long, env = "MCPGATE_MAX_EVENT_BYTES", default_value_t = Limits::default().max_event_bytes)]
     pub max_event_bytes: usize,
-    /// Most sessions held at once (503 beyond).
+    /// Most sessions this process holds state for at once (503 beyond): opened here, or
+    /// resumed here from another replica's token. With N replicas the fleet serves up to N times this.
     #[arg(long, env = "MCPGATE_MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
     pub max_sessions: usize,
     /// Seconds a session may stay unused before it is ended (here and upstream).
@@ -248,6 +251,23 @@ pub struct GatewayOptions {
     /// Calls held for approval are answered at once, telling the agent to repeat them.
     #[arg(long, env = "MCPGATE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// Key that seals session ids, 32 bytes in base64 (`mcpgate session-key` makes one). Give
+    /// every replica the same key so any of them resumes any session; without it each process
+    /// makes its own at start.
+    #[arg(long, env = "MCPGATE_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
+    /// The previous --session-key while rotating: sessions it sealed keep working; new ones are
+    /// sealed with --session-key.
+    #[arg(long, env = "MCPGATE_SESSION_KEY_PREVIOUS", hide_env_values = true)]
+    pub session_key_previous: Option<String>,
+    /// Seconds a session id is good for after initialize, on any replica.
+    #[arg(long, env = "MCPGATE_SESSION_MAX_AGE_SECS", default_value_t = 24 * 3600)]
+    pub session_max_age_secs: u64,
+    /// Shared state for several replicas: redis://HOST:PORT/DB (rediss:// for TLS). Rate limits,
+    /// the approval queue and session revocations then hold across the fleet. Without it they
+    /// are kept in this process.
+    #[arg(long, env = "MCPGATE_STATE")]
+    pub state: Option<String>,
 }
 
 impl GatewayOptions {
@@ -285,6 +305,12 @@ impl GatewayOptions {
                 webhook_secret: self.approval_webhook_secret.clone(),
                 max_pending_per_agent: self.max_pending_approvals,
                 max_held_call_bytes: self.max_held_call_bytes,
+            },
+            replicas: crate::config::ReplicaConfig {
+                session_key: self.session_key.clone(),
+                session_key_previous: self.session_key_previous.clone(),
+                session_max_age: Duration::from_secs(self.session_max_age_secs),
+                state: self.state.clone(),
             },
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
@@ -348,6 +374,10 @@ pub fn main() -> std::process::ExitCode {
                 "--agent {name}=sha256:{}",
                 hex::encode(crate::auth::digest_of(&key))
             );
+            std::process::ExitCode::SUCCESS
+        }
+        Command::SessionKey => {
+            println!("{}", crate::session_token::new_key());
             std::process::ExitCode::SUCCESS
         }
         Command::Serve(args) => run::block_on(None, run::serve(args, workers)),

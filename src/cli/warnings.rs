@@ -53,6 +53,7 @@ mod tests {
             limits: Limits::default(),
             workers: std::num::NonZeroUsize::MIN,
             metrics_listen: None,
+            replicas: Default::default(),
         }
     }
 

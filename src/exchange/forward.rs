@@ -79,8 +79,11 @@ pub(super) async fn forward(
     }
     if let Ok(Reply::Json { status, .. }) = &reply {
         if *status == StatusCode::NOT_FOUND {
-            // The upstream forgot the session: so must we, so the client starts a new one.
-            gateway.sessions.end(&session.id);
+            // The upstream forgot the session: so must every replica, so the client starts a
+            // new one.
+            if let Err(err) = gateway.end_session(session).await {
+                tracing::warn!(error = %err, "could not revoke a session the upstream forgot");
+            }
         }
     }
     reply

@@ -16,10 +16,11 @@ use super::forward::{forward, refuse, relay};
 use super::{ExchangeError, Messages, Outcome};
 use crate::approval::{Approval, Ask, Status, Ticket, UseError};
 use crate::audit::AuditDecision;
-use crate::gateway::{Gateway, Hold, Verdict};
+use crate::gateway::{state_refusal, Gateway, Hold, Refusal, Verdict};
 use crate::policy::ApprovalVia;
 use crate::protocol::{answer, code, method, Kind, Message, SseEvent};
 use crate::session::Session;
+use crate::state::QueueError;
 
 /// Request ids of the gateway's own `elicitation/create`: an answer carrying one is consumed
 /// here, never forwarded, and the prefix keeps them apart from the upstream's ids.
@@ -46,6 +47,8 @@ enum NotMade {
     /// The gateway is shutting down: the call is answered, not cut, so the agent repeats it
     /// (on another replica, or on this one once it is back).
     ShuttingDown(Approval),
+    /// The shared queue could not be read or the approval not used: the call is not made.
+    Unavailable(Approval, String),
 }
 
 pub(super) async fn hold(
@@ -77,11 +80,7 @@ pub(super) async fn hold(
         );
     };
     let started = Instant::now();
-    let pay = || gateway.take_hold_limits(session, &message);
-    let ticket = match gateway
-        .approvals
-        .request_admitted(&ask, started, pay, queued)
-    {
+    let ticket = match ask_for_approval(gateway, session, &message, &ask, queued).await {
         Ok(ticket) => ticket,
         Err(refusal) => return refuse(gateway, session, &message, *refusal, started),
     };
@@ -135,6 +134,43 @@ pub(super) async fn hold(
     }
 }
 
+/// Looks for an approval of this call; if it would queue a new one, takes the rule's rate
+/// limits first (given back should another replica or request queue the same call meanwhile).
+async fn ask_for_approval(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Message,
+    ask: &Ask<'_>,
+    queued: impl FnOnce(&Approval),
+) -> Result<Ticket, Box<Refusal>> {
+    let unavailable = |err: QueueError| match err {
+        QueueError::State(err) => Box::new(state_refusal(message, ask.rule, &err)),
+        other => Box::new(state_refusal(
+            message,
+            ask.rule,
+            &crate::state::StateError::Unexpected {
+                url: "approval queue".into(),
+                reason: other.to_string(),
+            },
+        )),
+    };
+    if let Some(ticket) = gateway
+        .approvals
+        .lookup(ask, Instant::now())
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(ticket);
+    }
+    let permit = gateway.take_hold_limits(session, message).await?;
+    let ticket = gateway.approvals.request(ask, Instant::now(), queued).await;
+    let created = matches!(ticket, Ok(Ticket::Waiting { created: true, .. }));
+    if let (false, Some(permit)) = (created, permit) {
+        gateway.state.refund(permit);
+    }
+    ticket.map_err(unavailable)
+}
+
 impl HeldCall {
     /// Waits for the decision; then the call's outcome (never `Held` again).
     pub async fn settle(self: Box<Self>) -> Outcome {
@@ -169,8 +205,12 @@ impl HeldCall {
             }
         };
         if call.via == ApprovalVia::Elicitation && session.elicits {
-            gateway.approvals.mark_elicited(&approval.id);
-            send(elicitation_request(approval)).await;
+            match gateway.approvals.mark_elicited(&approval.id).await {
+                Ok(()) => send(elicitation_request(approval)).await,
+                Err(err) => {
+                    tracing::warn!(error = %err, approval = %approval.id, "could not ask the user; the approval stays in the queue")
+                }
+            }
         }
         let progress = message.progress_token().map(|token| (&events, token));
         if let Err(not_made) = wait(gateway, approval, call.decided, progress).await {
@@ -218,7 +258,7 @@ async fn forward_approved(
     message: &Message,
 ) -> Outcome {
     let started = Instant::now();
-    match gateway.police_approved(session, message) {
+    match gateway.police_approved(session, message).await {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, message, pass, started).await;
             relay(gateway, Some(session), message, reply)
@@ -240,6 +280,7 @@ async fn wait(
     let expiry = gateway
         .approvals
         .time_left(&approval.id, Instant::now())
+        .await
         .unwrap_or_default();
     let deadline = tokio::time::Instant::now() + hold.min(expiry);
     // tokio's interval refuses a zero period.
@@ -253,7 +294,7 @@ async fn wait(
     loop {
         tokio::select! {
             () = gateway.readiness.stopping() => {
-                let current = gateway.approvals.get(&approval.id).unwrap_or_else(|| approval.clone());
+                let current = gateway.approvals.get(&approval.id).await.ok().flatten().unwrap_or_else(|| approval.clone());
                 if current.status == Status::Pending {
                     return Err(NotMade::ShuttingDown(current));
                 }
@@ -276,15 +317,16 @@ async fn wait(
             }
         }
     }
-    let current = gateway
-        .approvals
-        .get(&approval.id)
-        .unwrap_or_else(|| approval.clone());
+    let current = match gateway.approvals.get(&approval.id).await {
+        Ok(current) => current.unwrap_or_else(|| approval.clone()),
+        Err(err) => return Err(NotMade::Unavailable(approval.clone(), err.to_string())),
+    };
     match current.status {
-        Status::Approved => match gateway.approvals.use_granted(&approval.id, Instant::now()) {
+        Status::Approved => match gateway.approvals.use_granted(&approval.id).await {
             Ok(_) => Ok(()),
-            Err(UseError::Expired(_)) => Err(NotMade::Expired(current)),
-            Err(UseError::NotGranted(_)) => Err(NotMade::UsedElsewhere(current)),
+            Err(QueueError::Use(UseError::Expired(_))) => Err(NotMade::Expired(current)),
+            Err(QueueError::State(err)) => Err(NotMade::Unavailable(current, err.to_string())),
+            Err(_) => Err(NotMade::UsedElsewhere(current)),
         },
         Status::Rejected => Err(NotMade::Rejected(current)),
         Status::Expired => Err(NotMade::Expired(current)),
@@ -316,6 +358,11 @@ impl NotMade {
                 "Waiting for approval {} ({}: {}). The call was not made yet: once a person approves it, \
                  repeat exactly the same call and it will go through once. The approval expires at {}.",
                 a.id, a.rule, a.reason, a.expires_at
+            ),
+            NotMade::Unavailable(a, why) => format!(
+                "Approval {} could not be checked ({why}); the call was not made. Repeat exactly \
+                 the same call once the gateway's state store is back.",
+                a.id
             ),
             NotMade::ShuttingDown(a) => format!(
                 "The gateway is shutting down and approval {} ({}: {}) was not decided; the call was \
@@ -362,7 +409,7 @@ pub(super) fn is_elicitation_answer(message: &Message) -> bool {
 
 /// Consumes the user's answer to the gateway's own elicitation: it decides the approval and is
 /// never forwarded upstream.
-pub(super) fn take_elicitation_answer(
+pub(super) async fn take_elicitation_answer(
     gateway: &Gateway,
     session: &Session,
     message: &Message,
@@ -382,13 +429,11 @@ pub(super) fn take_elicitation_answer(
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
         .or_else(|| (!accepted).then(|| "the user declined".to_owned()));
-    match gateway.approvals.decide_by_elicitation(
-        approval_id,
-        &session.id,
-        approve,
-        reason,
-        Instant::now(),
-    ) {
+    match gateway
+        .approvals
+        .decide_by_elicitation(approval_id, &session.id, approve, reason)
+        .await
+    {
         Ok(approval) => {
             let decision = if approve {
                 AuditDecision::Approved

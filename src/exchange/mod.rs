@@ -77,9 +77,9 @@ pub async fn exchange(
 ) -> Outcome {
     let started = Instant::now();
     if held::is_elicitation_answer(&message) {
-        return held::take_elicitation_answer(gateway, session, &message);
+        return held::take_elicitation_answer(gateway, session, &message).await;
     }
-    match gateway.police(session, &message) {
+    match gateway.police(session, &message).await {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, &message, pass, started).await;
             relay(gateway, Some(session), &message, reply)

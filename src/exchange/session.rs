@@ -151,7 +151,9 @@ pub async fn open_stream(
         Ok(Ok(events)) => events,
         Ok(Err(StatusCode::METHOD_NOT_ALLOWED)) => return Err(StreamRefused::NotOffered),
         Ok(Err(StatusCode::NOT_FOUND)) => {
-            gateway.sessions.end(&session.id);
+            if let Err(err) = gateway.end_session(session).await {
+                tracing::warn!(error = %err, "could not revoke a session the upstream forgot");
+            }
             return Err(StreamRefused::SessionGone);
         }
         Ok(Err(status)) => return Err(StreamRefused::Status(status)),
@@ -177,10 +179,15 @@ pub async fn open_stream(
 
 /// Ends the session here and, best effort, upstream (the upstream may have ended it already;
 /// its session expires on its own).
-pub async fn end_session(gateway: &Gateway, session: &Session, version: &str) {
-    gateway.sessions.end(&session.id);
+pub async fn end_session(
+    gateway: &Gateway,
+    session: &Session,
+    version: &str,
+) -> Result<(), crate::state::StateError> {
+    // Revoked first: once DELETE is answered, no replica serves the session.
+    gateway.end_session(session).await?;
     if session.upstream_id.is_none() {
-        return;
+        return Ok(());
     }
     let placement = Placement {
         session_id: session.upstream_id.as_ref(),
@@ -189,4 +196,5 @@ pub async fn end_session(gateway: &Gateway, session: &Session, version: &str) {
     if let Err(err) = gateway.upstream.end_session(placement).await {
         tracing::warn!(error = %err, "could not end the upstream session");
     }
+    Ok(())
 }

@@ -20,6 +20,10 @@ pub(super) fn log_decision(record: &AuditRecord<'_>) {
         | AuditDecision::RateLimited => (Level::INFO, "call refused"),
         AuditDecision::UpstreamError => (Level::WARN, "upstream failed the call"),
         AuditDecision::InternalError => (Level::WARN, "call refused: the gateway failed"),
+        AuditDecision::StateUnavailable => (
+            Level::WARN,
+            "call refused: the shared state store is unreachable",
+        ),
         AuditDecision::ApprovalLimited => (Level::INFO, "call refused: approval queue limits"),
         AuditDecision::Unauthorized => (Level::WARN, "request refused: agent key"),
         AuditDecision::UnknownSession => (Level::INFO, "request refused: unknown session"),

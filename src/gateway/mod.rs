@@ -14,18 +14,20 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 
 pub use readiness::{NotReady, Phase, Readiness};
-pub use verdict::{Hold, Pass, Refusal, Verdict};
+pub use verdict::{state_refusal, Hold, Pass, Refusal, Verdict};
 
 use crate::admission::InFlight;
 use crate::approval::webhook::Webhook;
-use crate::approval::{Approval, Approvals, QueueLimits, Status as ApprovalStatus};
+use crate::approval::{Approval, QueueLimits, Status as ApprovalStatus};
 use crate::audit::{AuditDecision, AuditLog, AuditRecord, RefusalBudget};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
-use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
+use crate::policy::{CompiledPolicy, PolicyFileError};
 use crate::protocol::method;
-use crate::session::SessionStore;
+use crate::session::{Session, SessionStore};
+use crate::session_token::SessionKeys;
+use crate::state::{ApprovalQueue, SharedState, StateConfigError, StateError};
 use crate::upstream::{
     upstream_headers, HttpUpstream, Placement, StdioUpstream, Upstream, UpstreamConfig,
 };
@@ -38,11 +40,12 @@ pub struct Gateway {
     pub agents: AgentKeys,
     pub in_flight: InFlight,
     pub policy: ArcSwap<CompiledPolicy>,
-    pub limiter: RateLimiter,
+    /// Rate-limit counters and session revocations: in process, or shared through Redis.
+    pub state: SharedState,
     pub sessions: SessionStore,
     pub upstream: Upstream,
     pub audit: Option<AuditLog>,
-    pub approvals: Approvals,
+    pub approvals: ApprovalQueue,
     pub webhook: Option<Webhook>,
     /// How many refusals at the edge (401, 404) are still audited this minute.
     pub edge_refusals: RefusalBudget,
@@ -64,6 +67,15 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// Why a presented session token names no session the caller may use.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error("unknown session")]
+    Unknown,
+    #[error("the gateway holds its maximum of {0} sessions")]
+    Full(usize),
+}
+
 /// Why a gateway could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -80,6 +92,10 @@ pub enum BuildError {
     Agents(#[from] crate::auth::AuthConfigError),
     #[error("cannot build the upstream client: {0}")]
     Upstream(#[from] crate::upstream::UpstreamConfigError),
+    #[error(transparent)]
+    State(#[from] StateConfigError),
+    #[error(transparent)]
+    SessionKey(#[from] crate::session_token::BadKey),
 }
 
 /// At start a policy that does not load stops everything; say so.
@@ -137,19 +153,34 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         metrics.policy_tools(policy.tool_rule_names());
         metrics
     });
-    Ok(Arc::new(Gateway {
-        approvals: Approvals::new(QueueLimits {
+    let (state, approvals) = SharedState::from_url(
+        config.replicas.state.as_deref(),
+        QueueLimits {
             max_pending_per_caller: config.approvals.max_pending_per_agent,
             max_held_call_bytes: config.approvals.max_held_call_bytes,
             ..QueueLimits::default()
-        }),
+        },
+    )?;
+    let keys = match &config.replicas.session_key {
+        Some(key) => {
+            SessionKeys::from_base64(key, config.replicas.session_key_previous.as_deref())?
+        }
+        None => SessionKeys::random(),
+    };
+    Ok(Arc::new(Gateway {
+        approvals,
+        state,
         webhook,
         edge_refusals: RefusalBudget::new(EDGE_REFUSALS_PER_MINUTE),
         agents,
         in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
-        sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
+        sessions: SessionStore::sealed_with(
+            config.limits.max_sessions,
+            config.limits.session_idle,
+            keys,
+            config.replicas.session_max_age,
+        ),
         policy: ArcSwap::from_pointee(policy),
-        limiter: RateLimiter::new(),
         upstream,
         audit,
         reloads: tokio::sync::watch::Sender::new(Default::default()),
@@ -245,16 +276,66 @@ impl Gateway {
         });
     }
 
-    /// Expires the approvals whose time is up, and audits each.
+    /// Expires the approvals whose time is up, and audits each (in process; Redis expires
+    /// them by their time).
     pub fn expire_approvals(&self) {
         for approval in self.approvals.expire_due(Instant::now()) {
             self.record_approval(&approval);
         }
     }
 
-    /// Ends the sessions idle past `--session-idle-secs`, here and upstream.
+    /// The caller's session named by the token it presented: it opens, is the caller's, and
+    /// was not ended on any replica. While the shared store cannot say whether it was ended,
+    /// the session is served: the token is authentic and bound to its agent, the rules that
+    /// need the store refuse on their own, and a revocation made meanwhile could not have been
+    /// recorded either (README, "Running several replicas").
+    pub async fn resume_session(
+        &self,
+        token: &str,
+        agent: Option<&Arc<str>>,
+    ) -> Result<Arc<Session>, ResumeError> {
+        use crate::session::Resumed;
+        if !self.sessions.opens(token) {
+            return Err(ResumeError::Unknown);
+        }
+        match self.state.is_revoked(token).await {
+            Ok(false) => {}
+            Ok(true) => {
+                self.sessions.end(token);
+                return Err(ResumeError::Unknown);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot check whether a session was ended elsewhere; serving it");
+            }
+        }
+        match self.sessions.resume(token, agent) {
+            Resumed::Live(session) => Ok(session),
+            Resumed::Unknown => Err(ResumeError::Unknown),
+            Resumed::Full(full) => Err(ResumeError::Full(full.0)),
+        }
+    }
+
+    /// Ends a session on every replica: here, and in the shared revocation set for as long as
+    /// its token could be presented.
+    pub async fn end_session(&self, session: &Session) -> Result<(), StateError> {
+        self.sessions.end(&session.id);
+        self.state
+            .revoke(&session.id, self.sessions.max_age())
+            .await
+    }
+
+    /// Ends the sessions idle past `--session-idle-secs`. With one replica they are ended for
+    /// good, here and upstream. With a shared store this replica only lets go of what it held
+    /// for them: the session may be in use on another replica, and its token expires anyway.
     pub async fn end_idle_sessions(&self) {
         for session in self.sessions.end_idle() {
+            if self.state.is_shared() {
+                continue;
+            }
+            let _ = self
+                .state
+                .revoke(&session.id, self.sessions.max_age())
+                .await;
             if session.upstream_id.is_none() {
                 continue;
             }

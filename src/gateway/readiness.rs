@@ -38,6 +38,9 @@ pub enum NotReady {
     ShuttingDown,
     #[error("upstream does not answer MCP: {0}")]
     Upstream(String),
+    /// Rate-limited and approval-gated calls are refused until it is back.
+    #[error("{0}; rate-limited and approval-gated calls are refused until it is back")]
+    State(crate::state::StateError),
 }
 
 impl Default for Readiness {

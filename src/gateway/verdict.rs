@@ -3,16 +3,17 @@
 //! to forward, a hold for approval, or the exact answer the agent gets instead.
 
 use std::borrow::Cow;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::Gateway;
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::config::AnonymousLimits;
-use crate::policy::{ApprovalVia, Call, Decision, Limits, Permit, Subject};
+use crate::policy::{ApprovalVia, Call, CompiledPolicy, Decision, Limits, Subject};
 use crate::protocol::{answer, code, method, Kind, Message};
 use crate::session::Session;
+use crate::state::{Permit, StateError};
 
 /// What the policy and the rate limiter made of one message.
 pub enum Verdict {
@@ -47,6 +48,12 @@ pub struct Hold {
     pub via: ApprovalVia,
 }
 
+/// The engine's word, before the rate limits are taken (which may need the shared store).
+enum Decided<'p> {
+    Final(Verdict),
+    Limited { rule: &'p str, limits: Limits<'p> },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Approved {
     Yes,
@@ -55,21 +62,29 @@ enum Approved {
 
 impl Gateway {
     /// Decides one message, failing closed: should deciding ever panic, the message is refused.
-    pub fn police(&self, session: &Session, message: &Message) -> Verdict {
-        self.police_as(session, message, Approved::No)
+    pub async fn police(&self, session: &Session, message: &Message) -> Verdict {
+        self.police_as(session, message, Approved::No).await
     }
 
     /// Decides a call a person has just approved: the policy is consulted again (it may have
     /// changed while the call was held). Its rate limits were taken when it was queued; a rule
     /// that now allows it without approval takes them as any allowed call does.
-    pub fn police_approved(&self, session: &Session, message: &Message) -> Verdict {
-        self.police_as(session, message, Approved::Yes)
+    pub async fn police_approved(&self, session: &Session, message: &Message) -> Verdict {
+        self.police_as(session, message, Approved::Yes).await
     }
 
-    fn police_as(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
+    async fn police_as(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
+        let policy = self.policy.load_full();
         let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.decide(session, message, approved)
+            self.decide(&policy, session, message, approved)
         }));
+        let decided = match decided {
+            Ok(Decided::Final(verdict)) => Ok(verdict),
+            Ok(Decided::Limited { rule, limits }) => {
+                Ok(self.take_limits(session, message, rule, &limits).await)
+            }
+            Err(panicked) => Err(panicked),
+        };
         decided.unwrap_or_else(|_| {
             tracing::error!(
                 method = message.method(),
@@ -87,14 +102,19 @@ impl Gateway {
 
     /// Responses from the client (to server-to-client requests) carry no method and pass: what
     /// they answer was already policed when the request went out.
-    fn decide(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
+    fn decide<'p>(
+        &self,
+        policy: &'p CompiledPolicy,
+        session: &Session,
+        message: &Message,
+        approved: Approved,
+    ) -> Decided<'p> {
         let Some(method) = message.method() else {
-            return Verdict::Pass(Pass {
+            return Decided::Final(Verdict::Pass(Pass {
                 permit: None,
                 rule: None,
-            });
+            }));
         };
-        let policy = self.policy.load();
         let call = Call {
             agent: session.agent.as_deref(),
             method,
@@ -115,12 +135,12 @@ impl Gateway {
             Kind::Notification => policy.decide_notification(&call),
             Kind::Request | Kind::Response => policy.decide(&call),
         };
-        match decision {
+        let verdict = match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
                 rule: None,
             }),
-            Decision::Allow { rule, limits } => self.take_limits(session, message, rule, &limits),
+            Decision::Allow { rule, limits } => return Decided::Limited { rule, limits },
             Decision::Approval { rule, .. } if approved == Approved::Yes => Verdict::Pass(Pass {
                 permit: None,
                 rule: Some(rule.to_owned()),
@@ -163,10 +183,11 @@ impl Gateway {
                     reason,
                 })
             }
-        }
+        };
+        Decided::Final(verdict)
     }
 
-    fn take_limits(
+    async fn take_limits(
         &self,
         session: &Session,
         message: &Message,
@@ -181,12 +202,14 @@ impl Gateway {
                 AnonymousLimits::PerAddress => session.address,
             },
         };
-        match self.limiter.acquire(limits, &subject, Instant::now()) {
-            Ok(permit) => Verdict::Pass(Pass {
+        match self.state.acquire(limits, &subject).await {
+            Ok(Ok(permit)) => Verdict::Pass(Pass {
                 permit: Some(permit),
                 rule: Some(rule.to_owned()),
             }),
-            Err(exceeded) => {
+            // Fail closed: a limit that cannot be counted is not a limit that passed.
+            Err(err) => Verdict::Refuse(state_refusal(message, rule, &err)),
+            Ok(Err(exceeded)) => {
                 let reason = format!(
                     "at most {} calls per {} s; retry in {} s",
                     exceeded.max,
@@ -210,7 +233,7 @@ impl Gateway {
     /// Gives back the rate-limit units of a call that never happened upstream.
     pub fn refund(&self, pass: Pass) {
         if let Some(permit) = pass.permit {
-            self.limiter.refund(permit);
+            self.state.refund(permit);
         }
     }
 
@@ -219,12 +242,12 @@ impl Gateway {
     /// or uses an approval another call asked for takes nothing: that call paid.) Should the
     /// policy no longer hold the call, nothing is taken here; it is policed again before it is
     /// forwarded.
-    pub fn take_hold_limits(
+    pub async fn take_hold_limits(
         &self,
         session: &Session,
         message: &Message,
-    ) -> Result<(), Box<Refusal>> {
-        let policy = self.policy.load();
+    ) -> Result<Option<Permit>, Box<Refusal>> {
+        let policy = self.policy.load_full();
         let call = Call {
             agent: session.agent.as_deref(),
             method: message.method().unwrap_or_default(),
@@ -232,11 +255,12 @@ impl Gateway {
             arguments: message.tool_arguments(),
         };
         let Decision::Approval { rule, limits, .. } = policy.decide(&call) else {
-            return Ok(());
+            return Ok(None);
         };
-        match self.take_limits(session, message, rule, &limits) {
+        match self.take_limits(session, message, rule, &limits).await {
             Verdict::Refuse(refusal) => Err(Box::new(refusal)),
-            _ => Ok(()),
+            Verdict::Pass(pass) => Ok(pass.permit),
+            Verdict::Hold(_) => Ok(None),
         }
     }
 
@@ -263,6 +287,19 @@ impl Gateway {
             reviewer: None,
             arguments: message.tool_arguments(),
         }
+    }
+}
+
+/// The refusal of a call whose rule needs the shared store while it cannot be reached: the
+/// agent reads which rule and why, and may retry.
+pub fn state_refusal(message: &Message, rule: &str, err: &StateError) -> Refusal {
+    let reason = format!("{err}; calls under this rule are refused until it is back");
+    let text = format!("Refused by the gateway ({rule}): {reason}");
+    Refusal {
+        answer: refusal_answer(message, &text),
+        decision: AuditDecision::StateUnavailable,
+        rule: Some(rule.to_owned()),
+        reason,
     }
 }
 

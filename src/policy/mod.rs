@@ -30,7 +30,7 @@ pub use decide::{Call, Decision};
 pub use file::file_schema;
 pub use lint::untyped_argument_keywords;
 pub use load::{LoadError, LoadErrors};
-pub use rate_limit::{LimitExceeded, Permit, RateLimiter, Subject};
+pub use rate_limit::{counter_name, LimitExceeded, Permit, RateLimiter, Subject};
 pub use rules::{ApprovalVia, DefaultAction, LimitScope, Limits, RateLimit};
 pub use source::PolicyFileError;
 

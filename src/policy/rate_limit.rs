@@ -98,6 +98,21 @@ impl SubjectKey {
     }
 }
 
+/// The name of a limit's counter for a subject, as a shared store keys it: the same counter as
+/// this limiter's, spelled so that no agent name can pose as a session id or another limit
+/// (the limit's key is length-prefixed, the subject's kind is one letter).
+pub fn counter_name(limit: &RateLimit, subject: &Subject) -> String {
+    let key = limit.shared_key();
+    let subject = match SubjectKey::new(limit.per(), subject) {
+        SubjectKey::Agent(agent) => format!("a:{agent}"),
+        SubjectKey::Anonymous(Some(address)) => format!("n:{address}"),
+        SubjectKey::Anonymous(None) => "n:".to_owned(),
+        SubjectKey::Session(session) => format!("s:{session}"),
+        SubjectKey::Global => "g:".to_owned(),
+    };
+    format!("{}:{key}:{subject}", key.len())
+}
+
 impl RateLimiter {
     pub fn new() -> Self {
         Self::default()

@@ -9,7 +9,8 @@ use super::error::GatewayError;
 use super::headers;
 use crate::admission::Admitted;
 use crate::audit::AuditDecision;
-use crate::gateway::Gateway;
+use crate::exchange::ExchangeError;
+use crate::gateway::{Gateway, ResumeError};
 use crate::session::Session;
 
 /// The agent presenting the request's key. A refused key is audited and logged by the caller
@@ -18,22 +19,22 @@ pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str
     Ok(gateway.agents.identify(headers)?)
 }
 
-/// The caller's live session. A session belongs to the agent that opened it: any other caller
-/// presenting its id (a stolen or guessed id) is told it does not exist.
-pub fn session_of(
+/// The caller's live session, resumed from its sealed token on whichever replica this is. A
+/// session belongs to the agent that opened it: any other caller presenting its token (a stolen
+/// one) is told it does not exist, as is a tampered, expired or ended one.
+pub async fn session_of(
     gateway: &Gateway,
     headers: &HeaderMap,
     agent: Option<&Arc<str>>,
 ) -> Result<Arc<Session>, GatewayError> {
-    let id = headers::session_id(headers)?.ok_or(GatewayError::MissingSession)?;
-    let session = gateway
-        .sessions
-        .get(id)
-        .ok_or(GatewayError::UnknownSession)?;
-    if session.agent.as_ref() != agent {
-        return Err(GatewayError::UnknownSession);
-    }
-    Ok(session)
+    let token = headers::session_id(headers)?.ok_or(GatewayError::MissingSession)?;
+    gateway
+        .resume_session(token, agent)
+        .await
+        .map_err(|err| match err {
+            ResumeError::Unknown => GatewayError::UnknownSession,
+            ResumeError::Full(max) => ExchangeError::TooManySessions(max).into(),
+        })
 }
 
 /// A refusal at the edge that says something about who is probing (401: a key no agent has;

@@ -42,6 +42,8 @@ pub enum GatewayError {
     TooManyInFlight(usize),
     #[error("the request body did not arrive within {0} s (--request-read-timeout-secs)")]
     BodyTimeout(u64),
+    #[error("{0}; the session cannot be checked until it is back")]
+    StateUnavailable(crate::state::StateError),
 }
 
 impl GatewayError {
@@ -69,6 +71,7 @@ impl GatewayError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyInFlight(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -89,7 +92,7 @@ impl GatewayError {
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::GetNotSupported => code::INVALID_REQUEST,
             Self::Unauthorized(_) => code::UNAUTHORIZED,
-            Self::TooManyInFlight(_) => code::OVERLOADED,
+            Self::TooManyInFlight(_) | Self::StateUnavailable(_) => code::OVERLOADED,
             Self::UnknownSession => code::SESSION_NOT_FOUND,
             Self::UnsupportedProtocolVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::Exchange(ExchangeError::TooManySessions(_)) => code::OVERLOADED,

@@ -139,7 +139,11 @@ impl Drop for Closed {
         let runtime = tokio::runtime::Handle::try_current();
         if let (Some((session, version)), Ok(runtime)) = (taken, runtime) {
             let gateway = self.streams.gateway.clone();
-            runtime.spawn(async move { exchange::end_session(&gateway, &session, version).await });
+            runtime.spawn(async move {
+                if let Err(err) = exchange::end_session(&gateway, &session, version).await {
+                    tracing::warn!(error = %err, "could not revoke an ended legacy session");
+                }
+            });
         }
     }
 }

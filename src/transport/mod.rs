@@ -113,7 +113,15 @@ fn router(gateway: Arc<Gateway>) -> Router {
 /// Ready while the upstream answers MCP and the gateway is not stopping: an ingress stops
 /// routing to a replica that cannot forward anything, or is about to close its listener.
 async fn ready(State(gateway): State<Arc<Gateway>>) -> (StatusCode, String) {
-    match gateway.readiness.check(&gateway.upstream).await {
+    let ready = match gateway.readiness.check(&gateway.upstream).await {
+        Ok(()) => gateway
+            .state
+            .check()
+            .await
+            .map_err(crate::gateway::NotReady::State),
+        Err(not_ready) => Err(not_ready),
+    };
+    match ready {
         Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(not_ready) => (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
     }
@@ -136,9 +144,12 @@ async fn scrape(State(gateway): State<Arc<Gateway>>) -> Response {
     };
     let gauges = crate::metrics::Gauges {
         sessions: gateway.sessions.len(),
+        // The fleet's queue with a shared store; 0 while it cannot be read.
         approvals_pending: gateway
             .approvals
             .list()
+            .await
+            .unwrap_or_default()
             .iter()
             .filter(|a| a.status == crate::approval::Status::Pending)
             .count(),

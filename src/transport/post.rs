@@ -72,12 +72,12 @@ async fn accept(
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
                     let value = HeaderValue::from_str(&session.id)
-                        .expect("hex session ids are valid header values");
+                        .expect("base64url session tokens are valid header values");
                     response.headers_mut().insert(SESSION_ID, value);
                 }
                 return Ok(response);
             }
-            let session = caller::session_of(gateway, headers, agent.as_ref())?;
+            let session = caller::session_of(gateway, headers, agent.as_ref()).await?;
             let _admitted = caller::admit(gateway, &session)?;
             // A request without the header speaks the session's negotiated revision.
             let version = version.unwrap_or(session.version);
@@ -86,7 +86,7 @@ async fn accept(
         }
         protocol::Body::Batch(messages) => {
             let version = version?;
-            let session = caller::session_of(gateway, headers, agent.as_ref())?;
+            let session = caller::session_of(gateway, headers, agent.as_ref()).await?;
             let _admitted = caller::admit(gateway, &session)?;
             let version = version.unwrap_or(session.version);
             if !version::allows_batches(version) {

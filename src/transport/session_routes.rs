@@ -20,7 +20,7 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
         let agent = caller::identify(&gateway, &headers)?;
         headers::require_event_stream(&headers)?;
         let version = headers::declared_version(&headers)?;
-        let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
+        let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
         let version = version.unwrap_or(session.version);
         let last_event_id = headers.get(LAST_EVENT_ID);
         match exchange::open_stream(&gateway, &session, version, last_event_id).await {
@@ -42,9 +42,11 @@ pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
         let agent = caller::identify(&gateway, &headers)?;
         let version = headers::declared_version(&headers)?;
-        let session = caller::session_of(&gateway, &headers, agent.as_ref())?;
+        let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
         let version = version.unwrap_or(session.version);
-        exchange::end_session(&gateway, &session, version).await;
+        exchange::end_session(&gateway, &session, version)
+            .await
+            .map_err(GatewayError::StateUnavailable)?;
         Ok::<_, GatewayError>(StatusCode::NO_CONTENT.into_response())
     };
     result.await.unwrap_or_else(|err| {

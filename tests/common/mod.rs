@@ -60,6 +60,8 @@ pub struct Setup {
     pub upstream_command: Option<mcpgate::upstream::UpstreamCommand>,
     /// Serve /metrics on a listener of its own (`--metrics-listen`).
     pub metrics: bool,
+    /// Session key and shared state (several replicas).
+    pub replicas: mcpgate::config::ReplicaConfig,
     /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
     /// ..data/policy.json`, `..data -> ..2026_01_01_00_00_00.0/` (see [`Harness::swap_configmap`]).
     pub configmap: bool,
@@ -89,6 +91,7 @@ impl Default for Setup {
             upstream: None,
             upstream_command: None,
             metrics: false,
+            replicas: Default::default(),
             configmap: false,
             upstream_access: UpstreamAccess::default(),
         }
@@ -143,6 +146,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         limits: setup.limits,
         workers: std::num::NonZeroUsize::new(2).unwrap(),
         metrics_listen,
+        replicas: setup.replicas,
     };
     let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -300,6 +304,7 @@ pub fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 }
 
 /// A raw streamable-HTTP client, for asserting exact statuses and bodies.
+#[derive(Clone)]
 pub struct Client {
     pub http: reqwest::Client,
     pub url: String,
