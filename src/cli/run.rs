@@ -97,6 +97,9 @@ pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String>
         })?;
     }
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
+    // Watched before "serving" is logged: a supervisor that stops the gateway as soon as it
+    // reads that line must find SIGTERM handled, not fatal.
+    let signals = StopSignals::new();
     if !args.options.require_upstream {
         let check = check_upstream(gateway.clone());
         tokio::spawn(async move {
@@ -112,7 +115,7 @@ pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String>
         "mcpgate serving MCP on /mcp"
     );
     warn_at_start(&gateway);
-    serve_until_stopped(gateway, listener, StopTimes::of(&args.options)).await
+    serve_until_stopped(gateway, listener, StopTimes::of(&args.options), signals).await
 }
 
 /// Is the upstream an MCP server? An initialize that parses, not just an HTTP answer.
@@ -161,6 +164,7 @@ pub async fn demo(args: DemoArgs, workers: NonZeroUsize) -> Result<(), String> {
     let gateway = crate::gateway::build(config).map_err(|e| e.to_string())?;
     warn_at_start(&gateway);
     let listener = server::bind(args.listen).await.map_err(|e| e.to_string())?;
+    let signals = StopSignals::new();
     let shown = match &built_in {
         Some(_) => format!(
             "{} (the built-in Binance policy; edit it and it reloads)",
@@ -169,7 +173,8 @@ pub async fn demo(args: DemoArgs, workers: NonZeroUsize) -> Result<(), String> {
         None => gateway.config.policy.display().to_string(),
     };
     println!("{}", demo_banner(&args.listen.to_string(), &shown));
-    let served = serve_until_stopped(gateway, listener, StopTimes::of(&args.options)).await;
+    let times = StopTimes::of(&args.options);
+    let served = serve_until_stopped(gateway, listener, times, signals).await;
     if let Some(dir) = built_in {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -258,6 +263,7 @@ async fn serve_until_stopped(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     times: StopTimes,
+    mut signals: StopSignals,
 ) -> Result<(), String> {
     let (stop, stopped) = watch::channel(false);
     let shutdown = async move {
@@ -266,7 +272,6 @@ async fn serve_until_stopped(
     };
     let server = server::serve(gateway.clone(), listener, shutdown);
     tokio::pin!(server);
-    let mut signals = StopSignals::new();
     tokio::select! {
         result = &mut server => return result.map_err(|e| e.to_string()),
         () = signals.next() => {}
