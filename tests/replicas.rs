@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::*;
 use mcpgate::config::ReplicaConfig;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Rate-limited, queue-approved and user-approved tools, and everything else allowed.
@@ -35,13 +34,7 @@ impl Redis {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server runs (apt-get install redis-server)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("Ready to accept connections") {
-                break;
-            }
-        }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        wait_for_line(child.stdout.take().unwrap(), "Ready to accept connections").await;
         Self { child, port }
     }
 

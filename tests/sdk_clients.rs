@@ -10,7 +10,6 @@ use std::process::Stdio;
 
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 fn clients_dir() -> PathBuf {
@@ -92,13 +91,7 @@ async fn start_node_server(script: &std::path::Path, args: &[&str]) -> (Child, S
         .kill_on_drop(true)
         .spawn()
         .expect("node starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.contains("listening on port") {
-            break;
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    wait_for_line(child.stderr.take().unwrap(), "listening on port").await;
     (child, format!("http://127.0.0.1:{port}/mcp"))
 }
 

@@ -556,3 +556,19 @@ pub fn assert_exited_ok(output: &std::process::Output, what: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Reads a child's `output` until a line containing `ready` (how the servers the tests start say
+/// they listen), then drains the rest in the background: a full pipe would stall the child.
+pub async fn wait_for_line<R>(output: R, ready: &str)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(output).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains(ready) {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+}
