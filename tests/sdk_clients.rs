@@ -274,3 +274,56 @@ async fn typescript_sdk_call_completes_when_the_upstream_closes_its_stream_after
         "{seen}"
     );
 }
+
+/// The Python client pinned to MCP 2026-07-28 (no initialize, no session) in front of the
+/// simulator, which speaks 2025-xx only: the gateway bridges. Policy, approvals and the
+/// simulator's counts are what a 2025-xx client gets; the approval the rule puts to the user is
+/// an input-required round.
+#[tokio::test]
+async fn python_sdk_pinned_to_2026_07_28_is_bridged_to_a_2025_upstream() {
+    let harness = start(
+        r#"{"version": "1", "default": "deny", "tools": {
+            "get_price": {"action": "allow"},
+            "get_order_book": {"action": "allow", "arguments": {"type": "object",
+                "properties": {"depth": {"type": "integer", "maximum": 100}}}},
+            "subscribe_to_kline_stream": {"action": "approval", "reason": "opens a stream", "via": "elicitation"}}}"#,
+    )
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "modern").await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    let discover = &seen["discover"];
+    assert_eq!(
+        discover["supportedVersions"],
+        serde_json::json!(["2025-03-26", "2025-06-18", "2025-11-25"]),
+        "{seen}"
+    );
+    assert_eq!(
+        discover["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "binance-mcp-simulator"
+    );
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["get_order_book", "get_price", "subscribe_to_kline_stream"])
+    );
+    assert_eq!(seen["price"]["isError"], false, "{seen}");
+    assert_eq!(seen["price"]["resultType"], "complete", "{seen}");
+    assert_eq!(seen["denied"]["isError"], true, "{seen}");
+    assert!(
+        seen["denied"]
+            .to_string()
+            .contains("Denied by gateway policy"),
+        "{seen}"
+    );
+    assert_eq!(harness.simulator.tool_calls("get_order_book"), 0);
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    assert!(
+        seen["elicitations"][0]
+            .as_str()
+            .unwrap()
+            .contains("subscribe_to_kline_stream"),
+        "{seen}"
+    );
+    assert_eq!(seen["approved"]["isError"], false, "{seen}");
+    assert_eq!(harness.simulator.tool_calls("subscribe_to_kline_stream"), 1);
+    assert_eq!(harness.simulator.tool_calls("get_price"), 1);
+}

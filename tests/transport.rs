@@ -204,30 +204,34 @@ async fn an_unsupported_protocol_version_is_400_naming_the_supported_ones() {
     );
     assert_eq!(
         answer.body["error"]["data"]["supported"],
-        json!(["2025-03-26", "2025-06-18", "2025-11-25"])
+        json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
     );
 }
 
 #[tokio::test]
-async fn a_server_discover_probe_is_told_to_use_initialize() {
+async fn a_server_discover_probe_at_an_unknown_version_is_told_the_spoken_ones() {
     let harness = start(ALLOW_ALL).await;
     let client = harness.client();
     let mut headers = client.headers();
     headers.insert(
         "mcp-protocol-version",
-        HeaderValue::from_static("2026-07-28"),
+        HeaderValue::from_static("2027-01-01"),
     );
     let probe = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/protocolVersion": "2027-01-01",
         "io.modelcontextprotocol/clientCapabilities": {}}}});
     let answer = client.post_raw(headers, probe.to_string()).await;
     answer.assert_error(
         400,
         -32022,
-        "unsupported MCP-Protocol-Version \"2026-07-28\"",
+        "unsupported MCP-Protocol-Version \"2027-01-01\"",
     );
     assert_eq!(answer.body["id"], 1);
-    assert_eq!(answer.body["error"]["data"]["requested"], "2026-07-28");
+    assert_eq!(answer.body["error"]["data"]["requested"], "2027-01-01");
+    assert_eq!(
+        answer.body["error"]["data"]["supported"],
+        json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+    );
 }
 
 #[tokio::test]

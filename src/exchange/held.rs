@@ -249,6 +249,55 @@ impl HeldCall {
     }
 }
 
+/// MCP 2026-07-28 has no server-to-client requests: a rule that asks the user is put to a
+/// 2026-07-28 client as an input-required round, the gateway's elicitation embedded in the result
+/// under `requestState`, and the client repeats the call with the user's answer
+/// ([`answer_round`]).
+impl HeldCall {
+    /// The key and embedded request of the round, when the rule asks the user; the approval is
+    /// then marked as asked, exactly as when the question goes on an SSE stream.
+    pub(super) async fn input_request(&self) -> Option<(String, Value)> {
+        if self.via != ApprovalVia::Elicitation {
+            return None;
+        }
+        if let Err(err) = self
+            .gateway
+            .approvals
+            .mark_elicited(&self.approval.id)
+            .await
+        {
+            // Asked anyway: an answer the queue cannot match is refused, and the call stays held.
+            tracing::warn!(error = %err, approval = %self.approval.id, "could not mark the approval as asked");
+        }
+        let mut asked = elicitation_request(&self.approval);
+        let key = asked["id"].as_str().unwrap_or_default().to_owned();
+        let request = json!({"method": asked["method"].take(), "params": asked["params"].take()});
+        Some((key, request))
+    }
+}
+
+/// A 2026-07-28 call repeated with the user's answer to its approval round (`state` is the
+/// round's `requestState`, `result` the client's elicitation result): the answer decides the
+/// approval like an SSE client's response would. `None` when it approved, and the repeated call
+/// goes on to be policed and finds the approval granted; else what the agent gets instead.
+pub(super) async fn answer_round(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Message,
+    state: &str,
+    result: &Value,
+) -> Option<Outcome> {
+    let approval_id = state.strip_prefix(ELICITATION_PREFIX)?;
+    match decide(gateway, session, message, approval_id, result).await {
+        Ok(approval) if approval.status == Status::Approved => None,
+        Ok(approval) => Some(Outcome::Refused {
+            answer: NotMade::Rejected(approval).answer(message),
+            kind: message.kind,
+        }),
+        Err(err) => Some(Outcome::Failed(err)),
+    }
+}
+
 /// Polices an approved call again (the policy may have changed while it was held), takes its
 /// rate limits and forwards it.
 async fn forward_approved(
@@ -420,6 +469,20 @@ pub(super) async fn take_elicitation_answer(
         // The client could not ask its user (an error answer): the approval stays in the queue.
         return Outcome::Accepted;
     };
+    match decide(gateway, session, message, approval_id, &result).await {
+        Ok(_) => Outcome::Accepted,
+        Err(err) => Outcome::Failed(err),
+    }
+}
+
+/// Decides an approval by the user's elicitation result, and audits the decision.
+async fn decide(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Message,
+    approval_id: &str,
+    result: &Value,
+) -> Result<Approval, ExchangeError> {
     let accepted = result.get("action").and_then(Value::as_str) == Some("accept");
     let content = result.get("content");
     let approve = accepted && content.and_then(|c| c.get("approve")) == Some(&Value::Bool(true));
@@ -441,9 +504,9 @@ pub(super) async fn take_elicitation_answer(
                 AuditDecision::Rejected
             };
             audit(gateway, session, message, decision, &approval);
-            Outcome::Accepted
+            Ok(approval)
         }
-        Err(err) => Outcome::Failed(ExchangeError::UnknownElicitation(err.to_string())),
+        Err(err) => Err(ExchangeError::UnknownElicitation(err.to_string())),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`exchange`]; an upstream transport (stdio) adds a way to send what [`forward`] sends.
 
 mod answers;
+mod bridge;
 mod forward;
 mod held;
 mod session;
@@ -20,6 +21,7 @@ use futures::Stream;
 use http::StatusCode;
 use serde_json::Value;
 
+pub use bridge::{modern, Bridge};
 pub use held::HeldCall;
 pub use session::{end_session, initialize, open_stream, Opened, StreamRefused};
 

@@ -55,6 +55,8 @@ pub struct Gateway {
     pub metrics: Option<Metrics>,
     /// `/readyz`, and where the gateway is in stopping.
     pub readiness: Readiness,
+    /// Upstream sessions kept for MCP 2026-07-28 callers, who open none (`exchange/bridge.rs`).
+    pub bridge: crate::exchange::Bridge,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -186,6 +188,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         reloads: tokio::sync::watch::Sender::new(Default::default()),
         metrics,
         readiness: Readiness::default(),
+        bridge: crate::exchange::Bridge::new(),
         config,
     }))
 }

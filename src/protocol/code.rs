@@ -13,3 +13,6 @@ pub const UNAUTHORIZED: i64 = -32004;
 pub const OVERLOADED: i64 = -32005;
 /// MCP 2026-07-28: the request's protocol version is not supported.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// MCP 2026-07-28: an `Mcp-Method`, `Mcp-Name` or `MCP-Protocol-Version` header that does not
+/// match the request's body.
+pub const HEADER_MISMATCH: i64 = -32020;

@@ -9,6 +9,7 @@ pub mod from_upstream;
 pub mod headers;
 mod message;
 pub mod method;
+pub mod modern;
 pub mod peek;
 mod read;
 mod sse;

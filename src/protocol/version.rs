@@ -1,11 +1,19 @@
 //! MCP protocol revisions spoken here and what differs between them on the wire.
 
-/// Handshake-era revisions (initialize, sessions), oldest first. 2026-07-28 (stateless) is not
-/// spoken yet: a request at that version gets -32022 with this list, and mcp 2.x clients fall
-/// back to `initialize`.
+/// Handshake-era revisions (initialize, sessions), oldest first. 2026-07-28, the per-request
+/// revision, is spoken too (`modern.rs`); a request at any other version gets -32022 with
+/// [`ALL`].
 pub const SUPPORTED: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
 
-/// The newest revision spoken: what the gateway asks for when it is the client.
+/// Every revision spoken, oldest first: what a -32022 and `server/discover` name.
+pub const ALL: [&str; 4] = [
+    SUPPORTED[0],
+    SUPPORTED[1],
+    SUPPORTED[2],
+    super::modern::VERSION,
+];
+
+/// The newest handshake-era revision spoken: what the gateway asks for when it is the client.
 pub const LATEST: &str = SUPPORTED[SUPPORTED.len() - 1];
 
 /// Transports spec 2025-06-18: a request without `MCP-Protocol-Version` is assumed to be 2025-03-26.

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use crate::exchange::ExchangeError;
+use crate::protocol::modern::EnvelopeError;
 use crate::protocol::{answer, code, version, MessageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,8 +25,11 @@ pub enum GatewayError {
     MissingSession,
     #[error("session not found: it ended, expired or was never issued; send initialize to start a new one")]
     UnknownSession,
-    #[error("unsupported MCP-Protocol-Version {requested:?}; this gateway speaks {}", version::SUPPORTED.join(", "))]
+    #[error("unsupported MCP-Protocol-Version {requested:?}; this gateway speaks {}", version::ALL.join(", "))]
     UnsupportedProtocolVersion { requested: String },
+    /// An MCP 2026-07-28 request refused before anything was policed or forwarded.
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
     #[error("JSON-RPC batches were removed in MCP {0}; send one message per POST")]
     BatchNotAllowed(String),
     #[error("request body is larger than the {limit} byte limit (--max-body-bytes)")]
@@ -53,6 +57,7 @@ impl GatewayError {
             | Self::MissingSession
             | Self::RepeatedHeader(_)
             | Self::UnsupportedProtocolVersion { .. }
+            | Self::Envelope(_)
             | Self::BatchNotAllowed(_)
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
@@ -94,7 +99,10 @@ impl GatewayError {
             Self::Unauthorized(_) => code::UNAUTHORIZED,
             Self::TooManyInFlight(_) | Self::StateUnavailable(_) => code::OVERLOADED,
             Self::UnknownSession => code::SESSION_NOT_FOUND,
-            Self::UnsupportedProtocolVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
+            Self::UnsupportedProtocolVersion { .. }
+            | Self::Envelope(EnvelopeError::Unsupported(_)) => code::UNSUPPORTED_PROTOCOL_VERSION,
+            Self::Envelope(EnvelopeError::Invalid(_)) => code::INVALID_PARAMS,
+            Self::Envelope(EnvelopeError::HeaderMismatch(_)) => code::HEADER_MISMATCH,
             Self::Exchange(ExchangeError::TooManySessions(_)) => code::OVERLOADED,
             Self::Exchange(ExchangeError::Upstream(_)) => code::UPSTREAM_UNAVAILABLE,
             Self::Exchange(ExchangeError::HeldAgain) => code::INTERNAL_ERROR,
@@ -103,10 +111,11 @@ impl GatewayError {
 
     fn data(&self) -> Option<Value> {
         match self {
-            // Lets a 2026-07-28 client (e.g. the `server/discover` probe of mcp 2.x) see that
-            // only handshake-era versions are spoken here and fall back to `initialize`.
-            Self::UnsupportedProtocolVersion { requested } => Some(json!({
-                "supported": version::SUPPORTED,
+            // Names every revision spoken, so a client can pick one (mcp 2.x retries its
+            // `server/discover` probe at a listed 2026-07-28, or falls back to `initialize`).
+            Self::UnsupportedProtocolVersion { requested }
+            | Self::Envelope(EnvelopeError::Unsupported(requested)) => Some(json!({
+                "supported": version::ALL,
                 "requested": requested,
             })),
             _ => None,

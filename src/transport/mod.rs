@@ -1,4 +1,4 @@
-//! The HTTP edge: MCP's streamable HTTP transport on `/mcp`, the legacy HTTP+SSE transport on
+//! The HTTP edge: MCP's streamable HTTP transport on `/mcp` (2026-07-28 requests in `modern.rs`), the legacy HTTP+SSE transport on
 //! `/sse` (`legacy.rs`), plus health and readiness probes.
 //!
 //! Reads what HTTP carries (headers, bodies, sessions), hands each message to the exchange and
@@ -8,6 +8,7 @@ mod caller;
 pub mod error;
 mod headers;
 mod legacy;
+mod modern;
 mod post;
 mod render;
 mod session_routes;

@@ -58,6 +58,10 @@ async fn accept(
     let within = limits.upstream_timeout;
     match body {
         protocol::Body::Single(message) => {
+            if protocol::modern::is_requested(headers, &message) {
+                return super::modern::accept(gateway, headers, agent, address, format, message)
+                    .await;
+            }
             // Checked after parsing so the refusal carries the request's id: that is how a
             // 2026-07-28 `server/discover` probe learns to fall back to initialize.
             let version = match version {

@@ -1,8 +1,9 @@
 """Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
 
-Usage: python py_client.py URL binance|everything|approval
+Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture
 
-A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`).
+A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`). The
+`modern` scenarios pin the client to MCP 2026-07-28 (no initialize; `server/discover` first).
 """
 
 import asyncio
@@ -29,6 +30,9 @@ async def main(url: str, scenario: str) -> None:
         progress.append(value)
 
     out: dict = {}
+    if scenario.startswith("modern"):
+        await modern(url, scenario, on_elicit, elicitations)
+        return
     server = sse_client(url) if url.endswith("/sse") else url
     async with Client(server, elicitation_callback=on_elicit) as client:
         out["protocol"] = client.protocol_version
@@ -52,6 +56,36 @@ async def main(url: str, scenario: str) -> None:
             result = await client.call_tool(name, arguments, progress_callback=callback)
             out[key] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     out["progress"] = progress
+    out["elicitations"] = elicitations
+    print(json.dumps(out))
+
+
+async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) -> None:
+    """A client pinned to 2026-07-28: discover, list, call, a call the policy denies, a call
+    held for approval (`modern`: the gateway's question comes as an input-required round) or a
+    tool that asks its user (`modern-fixture`: the upstream's own round)."""
+    out: dict = {}
+    async with Client(url, mode="2026-07-28", elicitation_callback=on_elicit) as client:
+        # Pinned, the client adopts a discover result of its own; this asks the server.
+        out["discover"] = await client.session.send_discover("2026-07-28")
+        out["protocol"] = client.protocol_version
+        tools = await client.list_tools()
+        out["tools"] = sorted(t.name for t in tools.tools)
+        if scenario == "modern":
+            calls = {
+                "price": ("get_price", {"symbol": "BTCUSDT"}),
+                "denied": ("get_order_book", {"symbol": "ETHUSDT", "depth": 5000}),
+                "approved": ("subscribe_to_kline_stream", {"symbol": "BTCUSDT", "interval": "1h"}),
+            }
+        else:
+            calls = {
+                "echo": ("echo", {"message": "through the gateway"}),
+                "denied": ("delete_everything", {}),
+                "asked": ("ask_name", {}),
+            }
+        for key, (name, arguments) in calls.items():
+            result = await client.call_tool(name, arguments)
+            out[key] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     out["elicitations"] = elicitations
     print(json.dumps(out))
 

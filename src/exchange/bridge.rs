@@ -1,0 +1,328 @@
+//! MCP 2026-07-28 clients, bridged to a handshake-era upstream.
+//!
+//! A 2026-07-28 client opens no session: each request carries its envelope in `_meta`. The
+//! upstream here speaks 2025-xx and wants one, so the gateway keeps an upstream session per
+//! caller (agent, or address for anonymous callers), opened with an initialize of its own and
+//! reopened when it ends (idle expiry, an upstream 404). Each request then goes through the same
+//! [`exchange`](super::exchange) as a 2025-xx client's, in that session: policy, limits, audit
+//! and approvals are the same code. Only the shapes differ, and they are converted here:
+//! `server/discover` is answered from the upstream's initialize result, results gain
+//! `resultType` (and `ttlMs`/`cacheScope` on lists), and an approval the rule puts to the user is
+//! an input-required round rather than an `elicitation/create` on a stream.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::StreamExt;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{held, ExchangeError, Messages, Outcome};
+use crate::audit::AuditDecision;
+use crate::gateway::Gateway;
+use crate::protocol::modern::{self, Envelope};
+use crate::protocol::{method, parse_body, version, Body, Message};
+use crate::session::{Opening, Session};
+use crate::upstream::{await_answer, Placement, Reply, UpstreamError};
+
+/// Who shares an upstream session: one agent (or one anonymous address).
+type Caller = (Option<Arc<str>>, Option<IpAddr>);
+
+/// The upstream sessions kept for 2026-07-28 callers.
+#[derive(Default)]
+pub struct Bridge {
+    sessions: DashMap<Caller, Bridged>,
+}
+
+#[derive(Clone)]
+struct Bridged {
+    /// The gateway's id of the session; looked up each time, since it may have ended.
+    session: Arc<str>,
+    /// The upstream's initialize result: what `server/discover` answers with.
+    server: Value,
+}
+
+impl Bridge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// One 2026-07-28 request from `agent`, whose envelope the edge has checked.
+pub async fn modern(
+    gateway: &Arc<Gateway>,
+    agent: Option<Arc<str>>,
+    address: Option<IpAddr>,
+    envelope: &Envelope,
+    message: Message,
+) -> Outcome {
+    let caller = (agent.clone(), address.filter(|_| agent.is_none()));
+    let (session, server) = match bridged_session(gateway, caller, address).await {
+        Ok(opened) => opened,
+        Err(err) => return Outcome::Failed(err),
+    };
+    let method = message.method().unwrap_or_default().to_owned();
+    let id = message.id().cloned();
+    if method == modern::SERVER_DISCOVER {
+        let record = gateway.audit_record(
+            &session,
+            &message,
+            AuditDecision::Allow,
+            Some("lifecycle"),
+            None,
+        );
+        gateway.record(&record);
+        return answered(json!({"jsonrpc": "2.0", "id": id, "result": discovered(&server)}));
+    }
+    let (message, round) = match take_round(message) {
+        Ok(taken) => taken,
+        Err(outcome) => return outcome,
+    };
+    if let Some((state, result)) = round {
+        if let Some(outcome) =
+            held::answer_round(gateway, &session, &message, &state, &result).await
+        {
+            return to_modern(outcome, &method, id.as_ref(), envelope).await;
+        }
+    }
+    let outcome = super::exchange(gateway, &session, session.version, message).await;
+    to_modern(outcome, &method, id.as_ref(), envelope).await
+}
+
+/// The caller's upstream session, opened now if it has none or it ended.
+async fn bridged_session(
+    gateway: &Arc<Gateway>,
+    caller: Caller,
+    address: Option<IpAddr>,
+) -> Result<(Arc<Session>, Value), ExchangeError> {
+    let known = gateway.bridge.sessions.get(&caller).map(|b| b.clone());
+    if let Some(bridged) = known {
+        if let Some(session) = gateway.sessions.get(&bridged.session) {
+            return Ok((session, bridged.server));
+        }
+    }
+    let max_sessions = gateway.config.limits.max_sessions;
+    if gateway.sessions.len() >= max_sessions {
+        return Err(ExchangeError::TooManySessions(max_sessions));
+    }
+    let init = json!({"jsonrpc": "2.0", "id": "mcpgate-bridge", "method": method::INITIALIZE,
+        "params": {"protocolVersion": version::LATEST,
+        // Asked for so that an approval can be put to a 2026-07-28 user as a round.
+        "capabilities": {"elicitation": {}},
+        "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}});
+    let (answer, upstream_id) = ask(gateway, &init, None, version::LATEST).await?;
+    let server = answer
+        .get("result")
+        .filter(|r| r.is_object())
+        .cloned()
+        .ok_or_else(|| UpstreamError::Refused {
+            method: method::INITIALIZE,
+            error: answer.to_string().chars().take(200).collect(),
+        })?;
+    let negotiated = server["protocolVersion"]
+        .as_str()
+        .and_then(|v| version::spoken(v.as_bytes()))
+        .unwrap_or(version::ASSUMED);
+    let initialized = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
+    let placement = Placement {
+        session_id: upstream_id.as_ref(),
+        protocol_version: Some(negotiated),
+    };
+    gateway
+        .upstream
+        .post(initialized.to_string().into(), placement)
+        .await?;
+    let opening = Opening {
+        version: negotiated,
+        address,
+    };
+    let session = gateway
+        .sessions
+        .open(upstream_id, caller.0.clone(), false, opening)
+        .map_err(|full| ExchangeError::TooManySessions(full.0))?;
+    if let Ok(Body::Single(message)) = parse_body(init.to_string().as_bytes()) {
+        let record = gateway.audit_record(
+            &session,
+            &message,
+            AuditDecision::Allow,
+            Some("lifecycle"),
+            None,
+        );
+        gateway.record(&record);
+    }
+    let bridged = Bridged {
+        session: session.id.clone(),
+        server: server.clone(),
+    };
+    gateway.bridge.sessions.insert(caller, bridged);
+    Ok((session, server))
+}
+
+/// Sends the gateway's own request and reads its answer, in JSON or on a stream.
+async fn ask(
+    gateway: &Gateway,
+    request: &Value,
+    session_id: Option<&http::HeaderValue>,
+    version: &str,
+) -> Result<(Value, Option<http::HeaderValue>), UpstreamError> {
+    let placement = Placement {
+        session_id,
+        protocol_version: Some(version),
+    };
+    let within = gateway.config.limits.upstream_timeout;
+    let (text, session_id) = match gateway
+        .upstream
+        .post(request.to_string().into(), placement)
+        .await?
+    {
+        Reply::Json {
+            status: StatusCode::NOT_FOUND,
+            ..
+        } if session_id.is_none() => return Err(gateway.upstream.endpoint_not_found()),
+        Reply::Json {
+            status,
+            body,
+            session_id,
+        } if status.is_success() => (String::from_utf8_lossy(&body).into_owned(), session_id),
+        Reply::Json { status, .. } | Reply::Accepted { status } => {
+            return Err(UpstreamError::NoAnswer(status))
+        }
+        Reply::Stream { events, session_id } => (
+            await_answer(events, &request["id"], within).await?,
+            session_id,
+        ),
+    };
+    let answer = serde_json::from_str(&text).map_err(|_| UpstreamError::Refused {
+        method: method::INITIALIZE,
+        error: text.chars().take(200).collect(),
+    })?;
+    Ok((answer, session_id))
+}
+
+/// `server/discover`'s result for a handshake-era upstream: its capabilities, instructions and
+/// name, and the handshake-era revisions only. A server-to-client request of such an upstream
+/// during a call (an elicitation) is not yet relayed as an input-required round, so a client
+/// that negotiates (mcp 2.x "auto") is told to initialize, and sees exactly what it sees
+/// talking to the upstream directly; a client pinned to 2026-07-28 is still served, bridged.
+fn discovered(server: &Value) -> Value {
+    let mut result = json!({
+        "supportedVersions": version::SUPPORTED,
+        "capabilities": server.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+    });
+    if let Some(instructions) = server.get("instructions").filter(|i| i.is_string()) {
+        result["instructions"] = instructions.clone();
+    }
+    if let Some(info) = server.get("serverInfo") {
+        result["_meta"] = json!({ modern::SERVER_INFO_META: info });
+    }
+    if let Some(result) = result.as_object_mut() {
+        modern::complete_result(result, modern::SERVER_DISCOVER);
+    }
+    result
+}
+
+/// The answer to a repeated request (`inputResponses`, `requestState`) taken off it: a
+/// handshake-era upstream knows neither, and an approval covers the call without them.
+#[allow(clippy::result_large_err)]
+fn take_round(message: Message) -> Result<(Message, Option<(String, Value)>), Outcome> {
+    let Some(mut params) = message.params() else {
+        return Ok((message, None));
+    };
+    let Some(fields) = params.as_object_mut() else {
+        return Ok((message, None));
+    };
+    let (responses, state) = (
+        fields.remove("inputResponses"),
+        fields.remove("requestState"),
+    );
+    if responses.is_none() && state.is_none() {
+        return Ok((message, None));
+    }
+    let round = match (state, responses) {
+        (Some(Value::String(state)), Some(mut responses)) => responses
+            .get_mut(&state)
+            .map(Value::take)
+            .map(|answer| (state, answer)),
+        _ => None,
+    };
+    let mut whole: Value =
+        serde_json::from_slice(&message.to_bytes()).expect("written from checked JSON");
+    whole["params"] = params;
+    match parse_body(whole.to_string().as_bytes()) {
+        Ok(Body::Single(stripped)) => Ok((stripped, round)),
+        _ => Err(Outcome::Failed(ExchangeError::UnknownElicitation(
+            "the repeated request could not be read back".into(),
+        ))),
+    }
+}
+
+/// A handshake-era outcome in the shapes a 2026-07-28 client reads.
+async fn to_modern(
+    outcome: Outcome,
+    method: &str,
+    id: Option<&Value>,
+    envelope: &Envelope,
+) -> Outcome {
+    match outcome {
+        Outcome::Answered { status, body } => Outcome::Answered {
+            status,
+            body: complete(&body, method),
+        },
+        Outcome::Refused { answer, kind } => {
+            let body = complete(answer.to_string().as_bytes(), method);
+            let answer = serde_json::from_slice(&body).unwrap_or(answer);
+            Outcome::Refused { answer, kind }
+        }
+        Outcome::Streamed(messages) => Outcome::Streamed(completed(messages, method)),
+        Outcome::Held(held) => {
+            if envelope.elicits() {
+                if let Some((key, request)) = held.input_request().await {
+                    return answered(json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "resultType": modern::RESULT_INPUT_REQUIRED,
+                        "inputRequests": { key.clone(): request },
+                        "requestState": key,
+                    }}));
+                }
+            }
+            Outcome::Streamed(completed(held.into_messages(), method))
+        }
+        other @ (Outcome::Accepted | Outcome::Failed(_)) => other,
+    }
+}
+
+fn answered(answer: Value) -> Outcome {
+    Outcome::Answered {
+        status: StatusCode::OK,
+        body: answer.to_string().into(),
+    }
+}
+
+/// Each message of a stream as a 2026-07-28 client reads it: the answer completed, the rest as
+/// they are.
+fn completed(messages: Messages, method: &str) -> Messages {
+    let method = method.to_owned();
+    Box::pin(messages.map(move |item| {
+        item.map(|mut event| {
+            if event.text().contains("\"result\"") {
+                let body = complete(event.text().as_bytes(), &method);
+                event.data = Some(String::from_utf8_lossy(&body).into_owned());
+            }
+            event
+        })
+    }))
+}
+
+/// A JSON-RPC answer with its result completed (`modern::complete_result`); anything else as
+/// it is.
+fn complete(body: &[u8], method: &str) -> Bytes {
+    let Ok(mut answer) = serde_json::from_slice::<Value>(body) else {
+        return Bytes::copy_from_slice(body);
+    };
+    match answer.get_mut("result").and_then(Value::as_object_mut) {
+        Some(result) => modern::complete_result(result, method),
+        None => return Bytes::copy_from_slice(body),
+    }
+    answer.to_string().into()
+}
