@@ -24,6 +24,8 @@ pub struct GatewayConfig {
     pub workers: NonZeroUsize,
     /// Serve `GET /metrics` (Prometheus) on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept OAuth 2.1 access tokens (`--oauth-issuer`, `--public-url`).
+    pub oauth: Option<crate::oauth::OAuthConfig>,
 }
 
 /// Human approval and the admin API it is worked from.

@@ -2,6 +2,7 @@
 //! `MCPGATE_<FLAG>` (e.g. `MCPGATE_UPSTREAM`), so a container needs no arguments.
 
 mod approvals;
+mod oauth;
 mod policy;
 mod run;
 mod warnings;
@@ -211,6 +212,8 @@ pub struct GatewayOptions {
     /// Calls held for approval are answered at once, telling the agent to repeat them.
     #[arg(long, env = "MCPGATE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub oauth: oauth::OAuthOptions,
 }
 
 impl GatewayOptions {
@@ -232,6 +235,7 @@ impl GatewayOptions {
             require_auth: self.require_auth,
             workers,
             metrics_listen: self.metrics_listen,
+            oauth: self.oauth.config(),
             approvals: ApprovalConfig {
                 admin_token: None,
                 reviewers: self

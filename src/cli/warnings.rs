@@ -51,6 +51,7 @@ mod tests {
             limits: Limits::default(),
             workers: std::num::NonZeroUsize::MIN,
             metrics_listen: None,
+            oauth: None,
         }
     }
 

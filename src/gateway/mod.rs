@@ -23,6 +23,7 @@ use crate::audit::{AuditDecision, AuditLog, AuditRecord, RefusalBudget};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
+use crate::oauth::ResourceServer;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
 use crate::session::SessionStore;
@@ -34,6 +35,8 @@ pub const EDGE_REFUSALS_PER_MINUTE: u32 = 60;
 pub struct Gateway {
     pub config: GatewayConfig,
     pub agents: AgentKeys,
+    /// Present with `--oauth-issuer`: agents may present access tokens.
+    pub oauth: Option<Arc<ResourceServer>>,
     pub in_flight: InFlight,
     pub policy: ArcSwap<CompiledPolicy>,
     pub limiter: RateLimiter,
@@ -76,6 +79,8 @@ pub enum BuildError {
     WebhookSecret,
     #[error(transparent)]
     Agents(#[from] crate::auth::AuthConfigError),
+    #[error("cannot build the OAuth discovery client: {0}")]
+    OAuth(String),
     #[error("cannot build the upstream client: {0}")]
     Upstream(#[from] crate::upstream::UpstreamConfigError),
 }
@@ -125,7 +130,19 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         metrics.policy_tools(policy.tool_rule_names());
         metrics
     });
+    let oauth = match &config.oauth {
+        Some(oauth) => {
+            let http = reqwest::Client::builder()
+                .connect_timeout(config.limits.upstream_connect_timeout)
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| BuildError::OAuth(e.to_string()))?;
+            Some(Arc::new(ResourceServer::new(oauth.clone(), http)))
+        }
+        None => None,
+    };
     Ok(Arc::new(Gateway {
+        oauth,
         approvals: Approvals::new(QueueLimits {
             max_pending_per_caller: config.approvals.max_pending_per_agent,
             max_held_call_bytes: config.approvals.max_held_call_bytes,

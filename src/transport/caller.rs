@@ -10,12 +10,41 @@ use super::headers;
 use crate::admission::Admitted;
 use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
+use crate::oauth::BearerError;
 use crate::session::Session;
 
-/// The agent presenting the request's key. A refused key is audited and logged by the caller
-/// (`audit_refusal`), never the key itself.
-pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
-    Ok(gateway.agents.identify(headers)?)
+/// The agent presenting the request's key or access token. A refused credential is audited and
+/// logged by the caller (`audit_refusal`), never the credential itself.
+///
+/// With OAuth on, a credential is required: a JWT is checked as an access token, anything else
+/// as an agent key, and every refusal carries the challenge that names the metadata document.
+pub async fn identify(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<str>>, GatewayError> {
+    let Some(oauth) = &gateway.oauth else {
+        return Ok(gateway.agents.identify(headers)?);
+    };
+    let refuse = |error: BearerError| GatewayError::Bearer {
+        challenge: oauth.challenge(&error),
+        error,
+    };
+    let token = match crate::auth::bearer(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(refuse(BearerError::Missing)),
+        Err(err) => return Err(refuse(BearerError::Invalid(err.to_string()))),
+    };
+    if crate::oauth::looks_like_jwt(token) {
+        return match oauth.verify(token).await {
+            Ok(identity) => Ok(Some(identity.agent)),
+            Err(err) => Err(refuse(err)),
+        };
+    }
+    match gateway.agents.identify(headers) {
+        Ok(agent @ Some(_)) => Ok(agent),
+        Ok(None) => Err(refuse(BearerError::Missing)),
+        Err(err) => Err(refuse(BearerError::Invalid(err.to_string()))),
+    }
 }
 
 /// The caller's live session. A session belongs to the agent that opened it: any other caller
@@ -41,7 +70,7 @@ pub fn session_of(
 /// Keys are never written; the session id presented is.
 pub fn audit_refusal(gateway: &Gateway, headers: &HeaderMap, method: &Method, err: &GatewayError) {
     let decision = match err {
-        GatewayError::Unauthorized(_) => AuditDecision::Unauthorized,
+        GatewayError::Unauthorized(_) | GatewayError::Bearer { .. } => AuditDecision::Unauthorized,
         GatewayError::UnknownSession => AuditDecision::UnknownSession,
         _ => return,
     };

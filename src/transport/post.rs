@@ -48,7 +48,7 @@ async fn accept(
     body: Body,
 ) -> Result<Response, GatewayError> {
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
-    let agent = caller::identify(gateway, headers)?;
+    let agent = caller::identify(gateway, headers).await?;
     headers::require_json_content(headers)?;
     let format = headers::answer_format(headers)?;
     let limits = &gateway.config.limits;

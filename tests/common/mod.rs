@@ -61,6 +61,8 @@ pub struct Setup {
     /// Lay the policy out as a Kubernetes ConfigMap mounts it: `policy.json ->
     /// ..data/policy.json`, `..data -> ..2026_01_01_00_00_00.0/` (see [`Harness::swap_configmap`]).
     pub configmap: bool,
+    /// Accept OAuth access tokens (`--oauth-issuer`, `--public-url`).
+    pub oauth: Option<mcpgate::oauth::OAuthConfig>,
 }
 
 impl Default for Setup {
@@ -85,6 +87,7 @@ impl Default for Setup {
             upstream: None,
             metrics: false,
             configmap: false,
+            oauth: None,
         }
     }
 }
@@ -135,6 +138,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         limits: setup.limits,
         workers: std::num::NonZeroUsize::new(2).unwrap(),
         metrics_listen,
+        oauth: setup.oauth,
     };
     let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
