@@ -3,6 +3,7 @@
 
 mod approvals;
 mod oauth;
+mod pin;
 mod policy;
 mod run;
 mod warnings;

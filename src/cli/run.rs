@@ -274,6 +274,26 @@ async fn serve_until_stopped(
     }
 }
 
+/// Every tool definition the upstream lists, for `policy pin`.
+pub fn upstream_tool_definitions(url: reqwest::Url) -> Result<Vec<serde_json::Value>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    runtime.block_on(async {
+        let defaults = crate::config::Limits::default();
+        let upstream = crate::upstream::Upstream::new(crate::upstream::UpstreamConfig {
+            url,
+            connect_timeout: defaults.upstream_connect_timeout,
+            timeout: defaults.upstream_timeout,
+            max_body_bytes: defaults.max_body_bytes,
+            max_event_bytes: defaults.max_event_bytes,
+        })
+        .map_err(|e| e.to_string())?;
+        upstream.list_tools().await.map_err(|e| e.to_string())
+    })
+}
+
 /// The tool names the upstream lists, for `policy check --upstream`.
 pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -7,6 +7,8 @@
 
 mod forward;
 mod held;
+mod pins;
+mod results;
 mod session;
 mod tools_list;
 
@@ -81,7 +83,8 @@ pub async fn exchange(
     match gateway.police(session, &message) {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, &message, pass, started).await;
-            relay(gateway, Some(session), &message, reply)
+            let outcome = relay(gateway, Some(session), &message, reply);
+            results::apply(gateway, session, &message, outcome)
         }
         Verdict::Refuse(refusal) => refuse(gateway, session, &message, refusal, started),
         Verdict::Hold(hold) => held::hold(gateway, session, version, message, hold).await,

@@ -134,7 +134,7 @@ pub enum StreamRefused {
 /// `notifications/tools/list_changed` added when a policy change alters what the session may
 /// see. Ends when the upstream's stream ends.
 pub async fn open_stream(
-    gateway: &Gateway,
+    gateway: &Arc<Gateway>,
     session: &Arc<Session>,
     version: &str,
     last_event_id: Option<&HeaderValue>,
@@ -156,7 +156,16 @@ pub async fn open_stream(
         Ok(Err(status)) => return Err(StreamRefused::Status(status)),
         Err(err) => return Err(StreamRefused::Failed(err.into())),
     };
+    // The upstream says its tools changed: check the pins now, not at the next list.
+    let (watcher, watched) = (gateway.clone(), session.clone());
     let upstream = messages(events, None)
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                if super::pins::is_list_changed(&event.data) {
+                    super::pins::recheck(watcher.clone(), watched.clone());
+                }
+            }
+        })
         .map(Some)
         .chain(futures::stream::once(async { None }));
     let list_changed = futures::stream::unfold(session.clone(), |session| async move {

@@ -42,11 +42,17 @@ impl ToolsFilter {
             }
             let policy = self.gateway.policy.load();
             let agent = self.session.as_ref().and_then(|s| s.agent.as_deref());
+            let broken = super::pins::check(&self.gateway, self.session.as_deref(), &policy, tools);
             tools.retain(|tool| {
                 tool.get("name")
                     .and_then(Value::as_str)
-                    .is_some_and(|name| policy.tool_visible(agent, name))
+                    .is_some_and(|name| policy.tool_visible(agent, name) && !broken.contains(name))
             });
+            if policy.advertises() {
+                tools
+                    .iter_mut()
+                    .for_each(|tool| policy.advertise(agent, tool));
+            }
         } else if answer.get("error").is_none() {
             return Err(UpstreamError::NoToolList);
         }

@@ -24,6 +24,7 @@ use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::oauth::ResourceServer;
+use crate::policy::pins::PinWatch;
 use crate::policy::{CompiledPolicy, PolicyFileError, RateLimiter};
 use crate::protocol::method;
 use crate::session::SessionStore;
@@ -40,6 +41,8 @@ pub struct Gateway {
     pub in_flight: InFlight,
     pub policy: ArcSwap<CompiledPolicy>,
     pub limiter: RateLimiter,
+    /// The definitions of pinned tools as the upstream last listed them.
+    pub pins: PinWatch,
     pub sessions: SessionStore,
     pub upstream: Upstream,
     pub audit: Option<AuditLog>,
@@ -155,6 +158,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         sessions: SessionStore::new(config.limits.max_sessions, config.limits.session_idle),
         policy: ArcSwap::from_pointee(policy),
         limiter: RateLimiter::new(),
+        pins: PinWatch::new(),
         upstream,
         audit,
         reloads: tokio::sync::watch::Sender::new(Default::default()),
@@ -222,6 +226,7 @@ impl Gateway {
             approval: None,
             reviewer: None,
             arguments: None,
+            redactions: None,
         });
     }
 
@@ -247,6 +252,7 @@ impl Gateway {
             approval: Some(&approval.id),
             reviewer: approval.decided_by.as_deref(),
             arguments: Some(&approval.arguments),
+            redactions: None,
         });
     }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Gateway;
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::config::AnonymousLimits;
+use crate::policy::pins::{PinBreak, PinMode};
 use crate::policy::{ApprovalVia, Call, Decision, Limits, Permit, Subject};
 use crate::protocol::{answer, code, method, Kind, Message};
 use crate::session::Session;
@@ -109,7 +110,22 @@ impl Gateway {
                 reason: reason.into_owned(),
             })
         };
-        match policy.decide(&call) {
+        let decision = policy.decide(&call);
+        if let (Decision::Allow { .. } | Decision::Approval { .. }, Some(tool)) =
+            (&decision, message.tool_name())
+        {
+            if let Some(problem) = self.pins.broken(&policy, tool) {
+                // Warn mode lets a changed definition through (it was audited when seen); two
+                // tools of one name are refused in either mode: no one reviewed "which one".
+                if policy.pin_mode() == PinMode::Enforce || problem == PinBreak::Duplicate {
+                    let rule = format!("tools.{tool}.pin");
+                    let reason = format!("this is not the tool that was reviewed: {problem}");
+                    let text = format!("Refused by gateway policy ({rule}): {reason}. An operator must review it and pin it again (mcpgate policy pin).");
+                    return refuse(AuditDecision::PinMismatch, &rule, reason.into(), text);
+                }
+            }
+        }
+        match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
                 rule: None,
@@ -256,6 +272,7 @@ impl Gateway {
             approval: None,
             reviewer: None,
             arguments: message.tool_arguments(),
+            redactions: None,
         }
     }
 }
