@@ -37,6 +37,10 @@ pub struct Session {
     listed_tools: Mutex<HashSet<String>>,
     /// Wakes the session's GET stream to send `notifications/tools/list_changed`.
     pub tools_changed: Notify,
+    /// The OAuth scopes of the token that opened the session (unset for keys and anonymous
+    /// callers). Rules that require scopes are judged by these; every later request of the
+    /// session must present a token granting at least these.
+    pub scopes: std::sync::OnceLock<Arc<[String]>>,
 }
 
 impl Session {
@@ -126,6 +130,7 @@ impl SessionStore {
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             tools_changed: Notify::new(),
+            scopes: std::sync::OnceLock::new(),
         });
         self.sessions.insert(session.id.clone(), session.clone());
         Ok(session)

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 const POLICY: &str = r#"{"version": "1", "default": "deny",
   "tools": {"get_price": {}},
-  "agents": {"research-bot": {"default": "deny", "tools": {"get_price": {}, "get_order_book": {}}}}}"#;
+  "agents": {"research-bot": {"default": "deny", "tools": {"get_price": {}, "get_order_book": {"scopes": ["orders"]}}}}}"#;
 
 /// A signing key of the test's authorization server.
 struct SigningKey {
@@ -377,4 +377,40 @@ async fn a_rotated_provider_key_is_picked_up_without_restart() {
     assert!(!answer.is_tool_error(), "{}", answer.text);
     assert_eq!(*world.server.jwks_fetches.lock().unwrap(), 2);
     let _ = &world.server.keys;
+}
+
+#[tokio::test]
+async fn a_rule_that_requires_a_scope_refuses_tokens_without_it() {
+    let world = World::start().await;
+    let mut claims = world.claims();
+    claims["scope"] = json!("mcp");
+    let narrow = world.key.sign(&claims);
+    let mut client = world.client(&narrow).initialized().await;
+    let refused = client
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(refused.is_tool_error(), "{}", refused.text);
+    assert!(
+        refused.message().contains("lacks the scope orders"),
+        "{}",
+        refused.text
+    );
+    let allowed = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!allowed.is_tool_error(), "{}", allowed.text);
+    assert_eq!(world.simulator.tool_calls("get_order_book"), 0);
+
+    // A session opened with the wider token cannot be used with the narrower one.
+    let mut wide = world.client(&world.token()).initialized().await;
+    let answer = wide
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    wide.key = Some(narrow);
+    let answer = wide
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert_eq!(world.simulator.tool_calls("get_order_book"), 1);
 }

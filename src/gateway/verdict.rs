@@ -125,6 +125,20 @@ impl Gateway {
                 }
             }
         }
+        if let (Decision::Allow { rule, .. } | Decision::Approval { rule, .. }, Some(tool)) =
+            (&decision, message.tool_name())
+        {
+            let granted = session.scopes.get().map(|s| &s[..]);
+            let missing = policy.missing_scopes(session.agent.as_deref(), tool, granted);
+            if !missing.is_empty() {
+                let reason = format!(
+                    "the caller's access token lacks the scope {}",
+                    missing.join(" ")
+                );
+                let text = format!("Denied by gateway policy ({rule}): {reason}");
+                return refuse(AuditDecision::Deny, rule, reason.into(), text);
+            }
+        }
         match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,

@@ -233,6 +233,7 @@ pub(super) fn tool_rule(
         hide: file.hide,
         pin,
         results,
+        scopes: file.scopes,
     })
 }
 

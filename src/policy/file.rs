@@ -123,6 +123,9 @@ pub(super) struct ToolRuleFile {
     pub pin: Option<String>,
     /// Rules on this tool's results, on top of the top-level `results`.
     pub results: Option<ResultRulesFile>,
+    /// OAuth scopes the caller's access token must grant (all of them) for this tool to be called.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// What a tool rule does with a call: "allow", "deny" or "approval".

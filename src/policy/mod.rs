@@ -127,6 +127,25 @@ impl CompiledPolicy {
         }
     }
 
+    /// The scopes `agent`'s rule for `tool` requires that `granted` lacks (a caller without a
+    /// token grants none). Empty when the rule requires none, or there is no rule.
+    pub fn missing_scopes<'p>(
+        &'p self,
+        agent: Option<&str>,
+        tool: &str,
+        granted: Option<&[String]>,
+    ) -> Vec<&'p str> {
+        let Some(rule) = self.tool_rule(self.section(agent), tool) else {
+            return Vec::new();
+        };
+        let granted = granted.unwrap_or_default();
+        rule.scopes
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// An agent's entry replaces the global one whole; the two are never merged.
     fn tool_rule<'p>(&'p self, section: Option<&'p Section>, tool: &str) -> Option<&'p ToolRule> {
         section

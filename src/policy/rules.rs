@@ -207,6 +207,8 @@ pub(super) struct ToolRule {
     pub pin: Option<super::pins::Digest>,
     /// Result rules, the top-level ones included.
     pub results: Option<super::results::ResultRules>,
+    /// OAuth scopes a caller's token must grant.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug)]

@@ -22,8 +22,24 @@ pub async fn identify(
     gateway: &Gateway,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<str>>, GatewayError> {
+    Ok(identify_caller(gateway, headers).await?.agent)
+}
+
+/// Who is calling, and the OAuth scopes their token grants (`None` for keys and anonymous callers).
+pub struct Caller {
+    pub agent: Option<Arc<str>>,
+    pub scopes: Option<Arc<[String]>>,
+}
+
+pub async fn identify_caller(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Caller, GatewayError> {
     let Some(oauth) = &gateway.oauth else {
-        return Ok(gateway.agents.identify(headers)?);
+        return Ok(Caller {
+            agent: gateway.agents.identify(headers)?,
+            scopes: None,
+        });
     };
     let refuse = |error: BearerError| GatewayError::Bearer {
         challenge: oauth.challenge(&error),
@@ -36,12 +52,18 @@ pub async fn identify(
     };
     if crate::oauth::looks_like_jwt(token) {
         return match oauth.verify(token).await {
-            Ok(identity) => Ok(Some(identity.agent)),
+            Ok(identity) => Ok(Caller {
+                agent: Some(identity.agent),
+                scopes: Some(identity.scopes.into()),
+            }),
             Err(err) => Err(refuse(err)),
         };
     }
     match gateway.agents.identify(headers) {
-        Ok(agent @ Some(_)) => Ok(agent),
+        Ok(agent @ Some(_)) => Ok(Caller {
+            agent,
+            scopes: None,
+        }),
         Ok(None) => Err(refuse(BearerError::Missing)),
         Err(err) => Err(refuse(BearerError::Invalid(err.to_string()))),
     }
@@ -84,6 +106,32 @@ pub fn audit_refusal(gateway: &Gateway, headers: &HeaderMap, method: &Method, er
         method.as_str(),
         &reason,
     );
+}
+
+/// A session opened with a token is used only with tokens that grant at least its scopes: the
+/// rules judged it by them, so a narrower token must not ride on a wider one's session.
+pub fn check_session_scopes(
+    gateway: &Gateway,
+    session: &Session,
+    caller: &Caller,
+) -> Result<(), GatewayError> {
+    let (Some(oauth), Some(needed)) = (&gateway.oauth, session.scopes.get()) else {
+        return Ok(());
+    };
+    let granted = caller.scopes.as_deref().unwrap_or_default();
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|s| !granted.contains(s))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let error = BearerError::InsufficientScope(missing);
+    Err(GatewayError::Bearer {
+        challenge: oauth.challenge(&error),
+        error,
+    })
 }
 
 /// Counts the request against its agent, or its session when the agent is anonymous.
