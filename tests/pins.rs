@@ -199,3 +199,135 @@ async fn warn_mode_shows_a_change_and_lets_it_through() {
         .iter()
         .any(|r| r["decision"] == "pin_mismatch"));
 }
+
+/// The upstream of [`upstream`], with a GET stream the test pushes messages into; `connected`
+/// fires when the gateway opens it.
+async fn upstream_with_stream(
+    shape: Arc<AtomicU8>,
+) -> (
+    String,
+    tokio::sync::mpsc::Sender<Value>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let inner = upstream(shape).await;
+    let (push, pushed) = tokio::sync::mpsc::channel::<Value>(4);
+    let (connected, on_connect) = tokio::sync::oneshot::channel();
+    let stream = Arc::new(std::sync::Mutex::new(Some((pushed, connected))));
+    let forward = inner.clone();
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let forward = forward.clone();
+                async move {
+                    // POSTs go to the ordinary fake upstream.
+                    let answer = reqwest::Client::new()
+                        .post(&forward)
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .headers(
+                            headers
+                                .get("mcp-session-id")
+                                .map(|v| {
+                                    let mut h = reqwest::header::HeaderMap::new();
+                                    h.insert(
+                                        "mcp-session-id",
+                                        v.to_str().unwrap().parse().unwrap(),
+                                    );
+                                    h
+                                })
+                                .unwrap_or_default(),
+                        )
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = answer.status().as_u16();
+                    let session = answer.headers().get("mcp-session-id").cloned();
+                    let bytes = answer.bytes().await.unwrap();
+                    let mut response = (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("content-type", "application/json")],
+                        bytes,
+                    )
+                        .into_response();
+                    if let Some(session) = session {
+                        response
+                            .headers_mut()
+                            .insert("mcp-session-id", session.to_str().unwrap().parse().unwrap());
+                    }
+                    response
+                }
+            },
+        )
+        .get(move || {
+            let (pushed, connected) = stream.lock().unwrap().take().expect("one GET stream");
+            let _ = connected.send(());
+            let events = tokio_stream::wrappers::ReceiverStream::new(pushed).map(|message| {
+                Ok::<_, std::convert::Infallible>(format!("event: message\ndata: {message}\n\n"))
+            });
+            async move {
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(events),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, push, on_connect)
+}
+
+#[tokio::test]
+async fn the_upstreams_list_changed_triggers_the_check_at_once() {
+    let shape = Arc::new(AtomicU8::new(REVIEWED));
+    let (url, push, connected) = upstream_with_stream(shape.clone()).await;
+    let harness = common::start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"get_price": {}}}"#.into(),
+        upstream: Some(url),
+        audit: true,
+        ..Setup::default()
+    })
+    .await;
+    pin(&harness).await;
+    let mut client = harness.client().initialized().await;
+    assert_eq!(client.tool_names().await, ["get_price"]);
+    let stream = client
+        .http
+        .get(&client.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", common::VERSION)
+        .header(common::SESSION, client.session.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut events = common::SseReader::new(stream);
+    connected.await.unwrap();
+
+    let mut rechecks = harness.gateway.pin_rechecks.subscribe();
+    shape.store(POISONED, Ordering::SeqCst);
+    push.send(json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}))
+        .await
+        .unwrap();
+    let relayed = events.next_message().await.unwrap();
+    assert_eq!(relayed["method"], "notifications/tools/list_changed");
+    tokio::time::timeout(Duration::from_secs(10), rechecks.wait_for(|n| *n >= 1))
+        .await
+        .expect("the gateway checked the new list")
+        .unwrap();
+    // Refused without the agent listing again.
+    let refused = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(refused.is_tool_error(), "{}", refused.text);
+    assert!(
+        refused.message().contains("definition changed"),
+        "{}",
+        refused.text
+    );
+}

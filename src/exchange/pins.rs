@@ -71,6 +71,13 @@ pub fn recheck(gateway: Arc<Gateway>, session: Arc<Session>) {
         return;
     }
     tokio::spawn(async move {
+        list_and_check(&gateway, &session).await;
+        gateway.pin_rechecks.send_modify(|n| *n += 1);
+    });
+}
+
+async fn list_and_check(gateway: &Gateway, session: &Session) {
+    {
         let mut cursor: Option<String> = None;
         for page in 0..100 {
             let id = json!(format!("mcpgate-pin-check-{page}"));
@@ -103,11 +110,11 @@ pub fn recheck(gateway: Arc<Gateway>, session: Arc<Session>) {
                 return;
             };
             let policy = gateway.policy.load();
-            check(&gateway, Some(&session), &policy, tools);
+            check(gateway, Some(session), &policy, tools);
             match answer["result"]["nextCursor"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
                 None => return,
             }
         }
-    });
+    }
 }

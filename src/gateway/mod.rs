@@ -43,6 +43,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     /// The definitions of pinned tools as the upstream last listed them.
     pub pins: PinWatch,
+    /// How many checks the upstream's `list_changed` started have finished, for tests to follow.
+    pub pin_rechecks: tokio::sync::watch::Sender<u64>,
     pub sessions: SessionStore,
     pub upstream: Upstream,
     pub audit: Option<AuditLog>,
@@ -159,6 +161,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         policy: ArcSwap::from_pointee(policy),
         limiter: RateLimiter::new(),
         pins: PinWatch::new(),
+        pin_rechecks: tokio::sync::watch::Sender::new(0),
         upstream,
         audit,
         reloads: tokio::sync::watch::Sender::new(Default::default()),
