@@ -47,21 +47,21 @@ impl Digest {
 
     /// The digest of a tool definition as a `tools/list` answer carries it.
     pub fn of_definition(tool: &Value) -> Self {
+        // Listed in sorted order already, so only the values need sorting.
         let mut canonical = Map::new();
         for field in [
-            "name",
+            "annotations",
             "description",
             "inputSchema",
+            "name",
             "outputSchema",
-            "annotations",
         ] {
             if let Some(value) = tool.get(field) {
                 canonical.insert(field.to_owned(), sorted(value));
             }
         }
         let mut text = Vec::new();
-        serde_json::to_writer(&mut text, &sorted(&Value::Object(canonical)))
-            .expect("a JSON value serialises");
+        serde_json::to_writer(&mut text, &canonical).expect("a JSON value serialises");
         Self(Sha256::digest(&text).into())
     }
 }
@@ -121,6 +121,8 @@ pub struct Seen {
     pub definition: Value,
     /// The last definition seen that matched the pin then in force, to show what changed.
     pub reviewed: Option<Value>,
+    /// `reviewed` is `definition` (it matched the pin when last seen).
+    reviewed_is_current: bool,
 }
 
 /// One tool whose definition breaks its pin, for the admin page.
@@ -167,9 +169,21 @@ impl PinWatch {
                 continue;
             }
             let digest = Digest::of_definition(tool);
+            let pinned = policy.pin(name) == Some(&digest);
+            if let Some(same) = seen
+                .get_mut(name)
+                .filter(|s| s.digest == digest && s.duplicate == duplicate)
+            {
+                // Seen as it is already: nothing to audit again, nothing to copy.
+                if pinned && !same.reviewed_is_current {
+                    same.reviewed = Some(tool.clone());
+                    same.reviewed_is_current = true;
+                }
+                continue;
+            }
             let before = seen.get(name).and_then(|s| problem(policy, name, s));
             let reviewed = match seen.get(name) {
-                _ if policy.pin(name) == Some(&digest) => Some(tool.clone()),
+                _ if pinned => Some(tool.clone()),
                 Some(previous) => previous.reviewed.clone(),
                 None => None,
             };
@@ -178,6 +192,7 @@ impl PinWatch {
                 duplicate,
                 definition: tool.clone(),
                 reviewed,
+                reviewed_is_current: pinned,
             };
             let after = problem(policy, name, &entry);
             seen.insert(name.to_owned(), entry);
@@ -291,6 +306,16 @@ mod tests {
         assert_eq!(watch.all_broken(&first)[0].reviewed, Some(tool.clone()));
         let re_pinned = policy(Digest::of_definition(&changed));
         assert_eq!(watch.broken(&re_pinned, "t"), None);
+        // Seen again as pinned: it is now the reviewed definition a later change is shown against.
+        assert!(watch
+            .observe(&re_pinned, std::slice::from_ref(&changed))
+            .is_empty());
+        let third = json!({"name": "t", "description": "third"});
+        watch.observe(&re_pinned, std::slice::from_ref(&third));
+        assert_eq!(
+            watch.all_broken(&re_pinned)[0].reviewed,
+            Some(changed.clone())
+        );
         let twice = watch.observe(&re_pinned, &[changed.clone(), tool]);
         assert_eq!(twice.len(), 1);
         assert_eq!(watch.broken(&re_pinned, "t"), Some(PinBreak::Duplicate));
