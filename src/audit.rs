@@ -53,6 +53,8 @@ pub struct AuditRecord<'a> {
     pub approval: Option<&'a str>,
     pub reviewer: Option<&'a str>,
     pub arguments: Option<&'a Value>,
+    /// Matches the result rules replaced in the answer (records of decision `redacted`).
+    pub redactions: Option<u64>,
 }
 
 /// What became of a message or an approval, as the record's `decision` names it.
@@ -84,6 +86,12 @@ pub enum AuditDecision {
     Unauthorized,
     /// Refused at the edge (404): an unknown or ended session, or another agent's.
     UnknownSession,
+    /// A pinned tool's definition changed (or the upstream lists two of that name): recorded
+    /// when the gateway first sees it, and for each call refused because of it.
+    PinMismatch,
+    /// The result rules changed an answer: secrets redacted (`redactions` counts them) or the
+    /// result withheld over `max_bytes`.
+    Redacted,
 }
 
 impl AuditDecision {
@@ -106,6 +114,8 @@ impl AuditDecision {
             Self::ApprovalLimited => "approval_limited",
             Self::Unauthorized => "unauthorized",
             Self::UnknownSession => "unknown_session",
+            Self::PinMismatch => "pin_mismatch",
+            Self::Redacted => "redacted",
         }
     }
 }
@@ -232,6 +242,9 @@ impl AuditLog {
             .latency
             .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
         member(line, "latency_ms", &latency_ms);
+        if let Some(redactions) = record.redactions {
+            member(line, "redactions", &redactions);
+        }
         match record.arguments.filter(|_| self.include_arguments) {
             Some(arguments) => self::arguments(line, arguments),
             None => member(line, "arguments", &Value::Null),
@@ -335,6 +348,7 @@ mod tests {
             approval: None,
             reviewer: None,
             arguments,
+            redactions: None,
         }
     }
 

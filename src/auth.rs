@@ -106,6 +106,19 @@ impl AgentKeys {
     }
 }
 
+/// The credential of `Authorization: Bearer <credential>`, if the header is there.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let (scheme, credential) = value.split_once(' ').ok_or(AuthError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Some(credential.trim()))
+}
+
 pub fn digest_of(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }

@@ -28,6 +28,8 @@ pub struct GatewayConfig {
     pub workers: NonZeroUsize,
     /// Serve `GET /metrics` (Prometheus) on this address.
     pub metrics_listen: Option<SocketAddr>,
+    /// Accept OAuth 2.1 access tokens (`--oauth-issuer`, `--public-url`).
+    pub oauth: Option<crate::oauth::OAuthConfig>,
     /// What several replicas share: the session key and the state store.
     pub replicas: ReplicaConfig,
 }

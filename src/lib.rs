@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod gateway;
 pub mod json;
 pub mod metrics;
+pub mod oauth;
 pub mod policy;
 pub mod protocol;
 pub mod reload;

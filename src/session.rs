@@ -52,6 +52,10 @@ pub struct Session {
     /// JSON text, and whether it was a `tools/list`. Only these answers may come on a GET that
     /// resumes a stream.
     unanswered: Mutex<VecDeque<(String, bool)>>,
+    /// The OAuth scopes of the token that opened the session (unset for keys and anonymous
+    /// callers). Rules that require scopes are judged by these; every later request of the
+    /// session must present a token granting at least these.
+    pub scopes: std::sync::OnceLock<Arc<[String]>>,
 }
 
 /// Unanswered requests remembered per session; past this the oldest is forgotten.
@@ -221,6 +225,7 @@ impl SessionStore {
             listed_tools: Mutex::default(),
             unanswered: Mutex::default(),
             tools_changed: Notify::new(),
+            scopes: std::sync::OnceLock::new(),
         })
     }
 

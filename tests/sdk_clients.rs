@@ -327,3 +327,37 @@ async fn python_sdk_pinned_to_2026_07_28_is_bridged_to_a_2025_upstream() {
     assert_eq!(harness.simulator.tool_calls("subscribe_to_kline_stream"), 1);
     assert_eq!(harness.simulator.tool_calls("get_price"), 1);
 }
+
+/// Rules the model can see: the Binance policy's `depth` ≤ 100 reaches the SDK's parsed tool
+/// list inside `get_order_book`'s inputSchema, and its rate limit is in the description.
+#[tokio::test]
+async fn python_sdk_sees_the_policy_argument_rules_in_the_tool_list() {
+    let harness = start_with(Setup {
+        policy: std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/policies/binance.json"
+        ))
+        .unwrap(),
+        ..Setup::default()
+    })
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "schemas").await;
+    let book = &seen["schemas"]["get_order_book"];
+    assert_eq!(book["inputSchema"]["type"], "object", "{book}");
+    assert_eq!(
+        book["inputSchema"]["properties"]["depth"]["maximum"], 100,
+        "{book}"
+    );
+    assert!(
+        book["description"]
+            .as_str()
+            .unwrap()
+            .contains("At most 30 calls per 60 s"),
+        "{book}"
+    );
+    let direct = run_client(Sdk::Python, &harness.upstream_url, "schemas").await;
+    assert_ne!(
+        direct["schemas"]["get_order_book"]["inputSchema"]["properties"]["depth"]["maximum"], 100,
+        "the simulator itself does not say it"
+    );
+}

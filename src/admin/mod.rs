@@ -46,6 +46,7 @@ pub fn router(gateway: Arc<Gateway>) -> Option<Router> {
     gateway.config.approvals.admin_tokens().next()?;
     let api = Router::new()
         .route("/admin/approvals", get(list))
+        .route("/admin/pins", get(pins))
         .route("/admin/approvals/events", get(events))
         .route("/admin/approvals/{id}/approve", post(approve))
         .route("/admin/approvals/{id}/reject", post(reject))
@@ -128,6 +129,22 @@ fn reviewer_of<'t>(
         }
     }
     found
+}
+
+/// Tools whose definition breaks its pin: what the upstream offers now, and the definition that
+/// matched the pin when this gateway last saw one (absent when it never did).
+async fn pins(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
+    let policy = gateway.policy.load();
+    let broken: Vec<Value> = gateway
+        .pins
+        .all_broken(&policy)
+        .into_iter()
+        .map(|b| {
+            json!({"tool": b.tool, "problem": b.problem.to_string(),
+                "definition": b.definition, "reviewed": b.reviewed})
+        })
+        .collect();
+    Json(json!({ "mode": format!("{:?}", policy.pin_mode()).to_lowercase(), "broken": broken }))
 }
 
 async fn list(State(gateway): State<Arc<Gateway>>) -> Response {

@@ -120,7 +120,25 @@ function row(approval) {
   return tr;
 }
 
+// Changed definitions are shown as JSON text through cell(), hidden characters escaped: a
+// poisoned description is read as it is, never rendered.
+async function refreshPins() {
+  const response = await api("/admin/pins");
+  if (!response.ok) return;
+  const pins = await response.json();
+  const rows = pins.broken.map((pin) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(pin.tool), cell(pin.problem),
+      cell(pin.reviewed ? JSON.stringify(pin.reviewed) : "(not seen by this gateway)", "json"),
+      cell(JSON.stringify(pin.definition), "json"));
+    return tr;
+  });
+  $("#pins tbody").replaceChildren(...rows);
+  $("#pins").hidden = rows.length === 0;
+}
+
 async function refresh() {
+  refreshPins();
   const response = await api("/admin/approvals");
   if (response.status === 401) {
     $("#error").textContent = "The admin token was not accepted.";

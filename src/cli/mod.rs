@@ -2,6 +2,8 @@
 //! `MCPGATE_<FLAG>` (e.g. `MCPGATE_UPSTREAM`), so a container needs no arguments.
 
 mod approvals;
+mod oauth;
+mod pin;
 mod policy;
 mod run;
 mod warnings;
@@ -268,6 +270,8 @@ pub struct GatewayOptions {
     /// are kept in this process.
     #[arg(long, env = "MCPGATE_STATE")]
     pub state: Option<String>,
+    #[command(flatten)]
+    pub oauth: oauth::OAuthOptions,
 }
 
 impl GatewayOptions {
@@ -291,6 +295,7 @@ impl GatewayOptions {
             require_auth: self.require_auth,
             workers,
             metrics_listen: self.metrics_listen,
+            oauth: self.oauth.config(),
             approvals: ApprovalConfig {
                 admin_token: None,
                 reviewers: self

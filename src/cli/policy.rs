@@ -35,6 +35,15 @@ pub enum PolicyCommand {
     },
     /// Print the JSON Schema of the policy format (what policies/schema.json holds).
     Schema,
+    /// Write into the policy, for each tool it allows, the digest of the definition the upstream
+    /// offers now (`"pin": "sha256:…"`). A later change of that definition hides the tool and
+    /// refuses its calls (`"pins": "warn"` only reports it). Review the tools first.
+    Pin {
+        file: PathBuf,
+        /// The upstream MCP endpoint whose tool definitions are pinned.
+        #[arg(long)]
+        upstream: reqwest::Url,
+    },
 }
 
 pub fn run(command: PolicyCommand) -> ExitCode {
@@ -46,6 +55,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             arguments,
             agent,
         } => explain(file, &tool, &arguments, agent.as_deref()),
+        PolicyCommand::Pin { file, upstream } => super::pin::pin(&file, upstream),
         PolicyCommand::Schema => {
             println!("{:#}", crate::policy::file_schema());
             ExitCode::SUCCESS

@@ -328,8 +328,12 @@ fn upstream_command(
     })
 }
 
-/// The tool names the upstream lists, for `policy check --upstream`.
-pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
+/// Asks the upstream at `url` something outside any agent's session (`policy check`, `policy
+/// pin`), on a runtime of its own.
+fn ask_upstream<T>(
+    url: reqwest::Url,
+    ask: impl AsyncFnOnce(&crate::upstream::Upstream) -> Result<T, crate::upstream::UpstreamError>,
+) -> Result<T, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -346,9 +350,18 @@ pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
             ca: None,
         })
         .map_err(|e| e.to_string())?;
-        crate::upstream::Upstream::Http(upstream)
-            .list_tool_names()
+        ask(&crate::upstream::Upstream::Http(upstream))
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// Every tool definition the upstream lists, for `policy pin`.
+pub fn upstream_tool_definitions(url: reqwest::Url) -> Result<Vec<serde_json::Value>, String> {
+    ask_upstream(url, async |upstream| upstream.list_tools().await)
+}
+
+/// The tool names the upstream lists, for `policy check --upstream`.
+pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
+    ask_upstream(url, async |upstream| upstream.list_tool_names().await)
 }

@@ -54,6 +54,7 @@ mod tests {
             workers: std::num::NonZeroUsize::MIN,
             metrics_listen: None,
             replicas: Default::default(),
+            oauth: None,
         }
     }
 

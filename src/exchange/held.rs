@@ -310,7 +310,8 @@ async fn forward_approved(
     match gateway.police_approved(session, message).await {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, message, pass, started).await;
-            relay(gateway, Some(session), message, reply)
+            let outcome = relay(gateway, Some(session), message, reply);
+            super::results::apply(gateway, session, message, outcome)
         }
         Verdict::Refuse(refusal) => refuse(gateway, session, message, refusal, started),
         Verdict::Hold(_) => Outcome::Failed(ExchangeError::HeldAgain),

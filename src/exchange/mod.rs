@@ -9,6 +9,8 @@ mod answers;
 mod bridge;
 mod forward;
 mod held;
+mod pins;
+mod results;
 mod session;
 mod tools_list;
 
@@ -84,7 +86,8 @@ pub async fn exchange(
     match gateway.police(session, &message).await {
         Verdict::Pass(pass) => {
             let reply = forward(gateway, session, version, &message, pass, started).await;
-            relay(gateway, Some(session), &message, reply)
+            let outcome = relay(gateway, Some(session), &message, reply);
+            results::apply(gateway, session, &message, outcome)
         }
         Verdict::Refuse(refusal) => refuse(gateway, session, &message, refusal, started),
         Verdict::Hold(hold) => held::hold(gateway, session, version, message, hold).await,

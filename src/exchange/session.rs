@@ -160,7 +160,16 @@ pub async fn open_stream(
         Err(err) => return Err(StreamRefused::Failed(err.into())),
     };
     let resumed = last_event_id.is_some();
+    // The upstream says its tools changed: check the pins now, not at the next list.
+    let (watcher, watched) = (gateway.clone(), session.clone());
     let upstream = messages(events, Answers::session_stream(gateway, session, resumed))
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                if super::pins::is_list_changed(event.text()) {
+                    super::pins::recheck(watcher.clone(), watched.clone());
+                }
+            }
+        })
         .map(Some)
         .chain(futures::stream::once(async { None }));
     let list_changed = futures::stream::unfold(session.clone(), |session| async move {

@@ -33,7 +33,18 @@ impl ToolsFilter {
         }
         let policy = self.gateway.policy.load();
         let agent = self.session.as_ref().and_then(|s| s.agent.as_deref());
-        list.retain(|name| policy.tool_visible(agent, name));
+        let broken = super::pins::check(
+            &self.gateway,
+            self.session.as_deref(),
+            &policy,
+            list.tools(),
+        );
+        list.retain(|name| policy.tool_visible(agent, name) && !broken.contains(name));
+        if policy.advertises() {
+            for tool in list.tools_mut() {
+                policy.advertise(agent, tool);
+            }
+        }
         list.write_into(answer);
         Ok(())
     }

@@ -27,6 +27,8 @@ pub(super) fn log_decision(record: &AuditRecord<'_>) {
         AuditDecision::ApprovalLimited => (Level::INFO, "call refused: approval queue limits"),
         AuditDecision::Unauthorized => (Level::WARN, "request refused: agent key"),
         AuditDecision::UnknownSession => (Level::INFO, "request refused: unknown session"),
+        AuditDecision::PinMismatch => (Level::WARN, "tool definition differs from its pin"),
+        AuditDecision::Redacted => (Level::INFO, "result changed by result rules"),
         AuditDecision::ApprovalPending => (Level::INFO, "call held for approval"),
         AuditDecision::ApprovalUsed => (Level::INFO, "held call made on its approval"),
         AuditDecision::Approved | AuditDecision::Rejected | AuditDecision::Expired => {

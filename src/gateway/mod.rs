@@ -23,6 +23,8 @@ use crate::audit::{AuditDecision, AuditLog, AuditRecord, RefusalBudget};
 use crate::auth::AgentKeys;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
+use crate::oauth::ResourceServer;
+use crate::policy::pins::PinWatch;
 use crate::policy::{CompiledPolicy, PolicyFileError};
 use crate::protocol::method;
 use crate::session::{Session, SessionStore};
@@ -38,10 +40,16 @@ pub const EDGE_REFUSALS_PER_MINUTE: u32 = 60;
 pub struct Gateway {
     pub config: GatewayConfig,
     pub agents: AgentKeys,
+    /// Present with `--oauth-issuer`: agents may present access tokens.
+    pub oauth: Option<Arc<ResourceServer>>,
     pub in_flight: InFlight,
     pub policy: ArcSwap<CompiledPolicy>,
     /// Rate-limit counters and session revocations: in process, or shared through Redis.
     pub state: SharedState,
+    /// The definitions of pinned tools as the upstream last listed them.
+    pub pins: PinWatch,
+    /// How many checks the upstream's `list_changed` started have finished, for tests to follow.
+    pub pin_rechecks: tokio::sync::watch::Sender<u64>,
     pub sessions: SessionStore,
     pub upstream: Upstream,
     pub audit: Option<AuditLog>,
@@ -92,6 +100,8 @@ pub enum BuildError {
     WebhookSecret,
     #[error(transparent)]
     Agents(#[from] crate::auth::AuthConfigError),
+    #[error("cannot build the OAuth discovery client: {0}")]
+    OAuth(String),
     #[error("cannot build the upstream client: {0}")]
     Upstream(#[from] crate::upstream::UpstreamConfigError),
     #[error(transparent)]
@@ -155,6 +165,17 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         metrics.policy_tools(policy.tool_rule_names());
         metrics
     });
+    let oauth = match &config.oauth {
+        Some(oauth) => {
+            let http = reqwest::Client::builder()
+                .connect_timeout(config.limits.upstream_connect_timeout)
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| BuildError::OAuth(e.to_string()))?;
+            Some(Arc::new(ResourceServer::new(oauth.clone(), http)))
+        }
+        None => None,
+    };
     let (state, approvals) = SharedState::from_url(
         config.replicas.state.as_deref(),
         QueueLimits {
@@ -170,6 +191,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         None => SessionKeys::random(),
     };
     Ok(Arc::new(Gateway {
+        oauth,
         approvals,
         state,
         webhook,
@@ -183,6 +205,8 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
             config.replicas.session_max_age,
         ),
         policy: ArcSwap::from_pointee(policy),
+        pins: PinWatch::new(),
+        pin_rechecks: tokio::sync::watch::Sender::new(0),
         upstream,
         audit,
         reloads: tokio::sync::watch::Sender::new(Default::default()),
@@ -251,6 +275,7 @@ impl Gateway {
             approval: None,
             reviewer: None,
             arguments: None,
+            redactions: None,
         });
     }
 
@@ -276,6 +301,7 @@ impl Gateway {
             approval: Some(&approval.id),
             reviewer: approval.decided_by.as_deref(),
             arguments: Some(&approval.arguments),
+            redactions: None,
         });
     }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Gateway;
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::config::AnonymousLimits;
+use crate::policy::pins::{PinBreak, PinMode};
 use crate::policy::{ApprovalVia, Call, CompiledPolicy, Decision, Limits, Subject};
 use crate::protocol::{answer, code, method, Kind, Message};
 use crate::session::Session;
@@ -135,6 +136,39 @@ impl Gateway {
             Kind::Notification => policy.decide_notification(&call),
             Kind::Request | Kind::Response => policy.decide(&call),
         };
+        if let (Decision::Allow { .. } | Decision::Approval { .. }, Some(tool)) =
+            (&decision, message.tool_name())
+        {
+            if let Some(problem) = self.pins.broken(policy, tool) {
+                // Warn mode lets a changed definition through (it was audited when seen); two
+                // tools of one name are refused in either mode: no one reviewed "which one".
+                if policy.pin_mode() == PinMode::Enforce || problem == PinBreak::Duplicate {
+                    let rule = format!("tools.{tool}.pin");
+                    let reason = format!("this is not the tool that was reviewed: {problem}");
+                    let text = format!("Refused by gateway policy ({rule}): {reason}. An operator must review it and pin it again (mcpgate policy pin).");
+                    return Decided::Final(refuse(
+                        AuditDecision::PinMismatch,
+                        &rule,
+                        reason.into(),
+                        text,
+                    ));
+                }
+            }
+        }
+        if let (Decision::Allow { rule, .. } | Decision::Approval { rule, .. }, Some(tool)) =
+            (&decision, message.tool_name())
+        {
+            let granted = session.scopes.get().map(|s| &s[..]);
+            let missing = policy.missing_scopes(session.agent.as_deref(), tool, granted);
+            if !missing.is_empty() {
+                let reason = format!(
+                    "the caller's access token lacks the scope {}",
+                    missing.join(" ")
+                );
+                let text = format!("Denied by gateway policy ({rule}): {reason}");
+                return Decided::Final(refuse(AuditDecision::Deny, rule, reason.into(), text));
+            }
+        }
         let verdict = match decision {
             Decision::Lifecycle => Verdict::Pass(Pass {
                 permit: None,
@@ -286,6 +320,7 @@ impl Gateway {
             approval: None,
             reviewer: None,
             arguments: message.tool_arguments(),
+            redactions: None,
         }
     }
 }

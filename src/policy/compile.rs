@@ -8,11 +8,14 @@ use std::time::Duration;
 use foldhash::fast::RandomState;
 
 use super::decide::is_lifecycle;
+use super::file::PinModeFile;
 use super::file::{
     AgentSectionFile, MethodActionFile, MethodRuleFile, PolicyFile, RateLimitFile, ToolActionFile,
     ToolRuleFile, Version,
 };
 use super::load::LoadError;
+use super::pins::{Digest, PinMode};
+use super::results::ResultRules;
 use super::rules::{ArgumentSchema, MethodRule, RateLimit, ToolAction, ToolRule};
 use super::{CompiledPolicy, Section};
 use crate::protocol::method;
@@ -78,7 +81,12 @@ pub(super) fn compile(file: PolicyFile) -> Result<CompiledPolicy, Vec<LoadError>
         .chain(file.agents.values().flat_map(|a| a.tools.keys()))
         .cloned()
         .collect();
-    let global = section(
+    let results = file.results.and_then(|results| {
+        ResultRules::compile(results, "")
+            .map_err(|more| errors.extend(more))
+            .ok()
+    });
+    let mut global = section(
         AgentSectionFile {
             default: None,
             rate_limit: file.rate_limit,
@@ -88,7 +96,7 @@ pub(super) fn compile(file: PolicyFile) -> Result<CompiledPolicy, Vec<LoadError>
         &root,
         &mut errors,
     );
-    let agents = file
+    let mut agents: HashMap<String, Section, RandomState> = file
         .agents
         .into_iter()
         .map(|(name, agent)| {
@@ -99,11 +107,30 @@ pub(super) fn compile(file: PolicyFile) -> Result<CompiledPolicy, Vec<LoadError>
     if !errors.is_empty() {
         return Err(errors);
     }
+    // A tool's own result rules add to the top-level ones: a rule that caps a size must not
+    // switch off the redaction every result gets.
+    if let Some(top) = &results {
+        for rule in std::iter::once(&mut global)
+            .chain(agents.values_mut())
+            .flat_map(|s| s.tools.values_mut())
+        {
+            rule.results = Some(match &rule.results {
+                Some(own) => top.with(own),
+                None => top.clone(),
+            });
+        }
+    }
     Ok(CompiledPolicy {
         default: file.default,
         global,
         agents,
         tool_rule_names: tool_rule_names.into_iter().collect(),
+        pins: match file.pins.unwrap_or_default() {
+            PinModeFile::Enforce => PinMode::Enforce,
+            PinModeFile::Warn => PinMode::Warn,
+        },
+        advertise: file.advertise.unwrap_or(true),
+        results,
     })
 }
 
@@ -176,7 +203,25 @@ pub(super) fn tool_rule(
     }
     let arguments = file.arguments.and_then(|schema| {
         argument_schema(&schema, at)
+            .map(|compiled| (compiled, schema))
             .map_err(|error| errors.push(error))
+            .ok()
+    });
+    let pin = file.pin.and_then(|pin| {
+        if at.pointer.starts_with("/agents/") {
+            errors.push(LoadError::new(
+                format!("{}/pin", at.pointer),
+                "pins belong to the top-level tools: a definition is the upstream's, not an agent's",
+            ));
+            return None;
+        }
+        Digest::parse(&pin)
+            .ok_or_else(|| errors.push(LoadError::new(format!("{}/pin", at.pointer), "expected sha256:HEX (64 hex digits)")))
+            .ok()
+    });
+    let results = file.results.and_then(|results| {
+        ResultRules::compile(results, &at.pointer)
+            .map_err(|more| errors.extend(more))
             .ok()
     });
     (errors.len() == before).then(|| ToolRule {
@@ -184,8 +229,11 @@ pub(super) fn tool_rule(
         action,
         reason: file.reason,
         rate_limit: file.rate_limit.map(|limit| rate_limit(limit, at)),
-        arguments,
+        arguments: arguments.map(|(compiled, schema)| (compiled, schema).into()),
         hide: file.hide,
+        pin,
+        results,
+        scopes: file.scopes,
     })
 }
 

@@ -180,7 +180,7 @@ fn reason<'p>(own: &'p Option<String>, otherwise: &'static str) -> Cow<'p, str> 
 /// `/pointer: message` per failure, joined by "; ". Missing arguments are checked as `{}`, so a
 /// schema with `required` still refuses a call that sends none.
 fn arguments_failure(rule: &ToolRule, arguments: Option<&Value>) -> Option<String> {
-    let schema = &rule.arguments.as_ref()?.0;
+    let schema = &rule.arguments.as_ref()?.compiled.0;
     let empty = Value::Object(Map::new());
     let arguments = arguments.unwrap_or(&empty);
     if schema.is_valid(arguments) {

@@ -42,6 +42,49 @@ pub(super) struct PolicyFile {
     /// Per-agent sections, by authenticated agent name. An entry here replaces the global one.
     #[serde(default)]
     pub agents: BTreeMap<String, AgentSectionFile>,
+    /// What to do when a tool's definition differs from its rule's `pin`: "enforce" (the default:
+    /// hide the tool and refuse its calls) or "warn" (audit and show it, and let it through).
+    pub pins: Option<PinModeFile>,
+    /// Show the agent the rules in tools/list: argument rules merged into each tool's
+    /// inputSchema, approval and limits in its description. On by default.
+    pub advertise: Option<bool>,
+    /// Rules on every tool result: redaction and a size cap. A tool's own `results` add to these.
+    pub results: Option<ResultRulesFile>,
+}
+
+/// "enforce" or "warn".
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PinModeFile {
+    #[default]
+    Enforce,
+    Warn,
+}
+
+/// What is done to a tool's result before the agent sees it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ResultRulesFile {
+    /// Built-in sets of secrets to replace with a marker: "private_keys", "cloud_keys", "api_keys", "jwts", "card_numbers".
+    #[serde(default)]
+    pub redact: Vec<RedactSetFile>,
+    /// Regular expressions (the linear-time `regex` syntax) whose matches are replaced with a marker.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Largest result (as JSON text, after redaction) relayed; a larger one is withheld and the call answered with an error.
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<u64>,
+}
+
+/// A built-in set of secret formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RedactSetFile {
+    PrivateKeys,
+    CloudKeys,
+    ApiKeys,
+    Jwts,
+    CardNumbers,
 }
 
 /// The policy format version: "1".
@@ -74,6 +117,15 @@ pub(super) struct ToolRuleFile {
     pub timeout: Option<u32>,
     /// Approval only: how a human is asked, "queue" (the default) or "elicitation".
     pub via: Option<ApprovalVia>,
+    /// Top-level tools only: the digest of the tool's reviewed definition ("sha256:HEX"), as
+    /// `mcpgate policy pin` writes it.
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub pin: Option<String>,
+    /// Rules on this tool's results, on top of the top-level `results`.
+    pub results: Option<ResultRulesFile>,
+    /// OAuth scopes the caller's access token must grant (all of them) for this tool to be called.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// What a tool rule does with a call: "allow", "deny" or "approval".

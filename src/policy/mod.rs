@@ -10,6 +10,7 @@
 //! `rules`) → `decide` (call → `Decision`) → `explain`; `rate_limit` is separate state; `source`
 //! reads the file.
 
+mod advertise;
 mod compile;
 mod decide;
 mod duplicates;
@@ -17,7 +18,9 @@ mod explain;
 mod file;
 mod lint;
 mod load;
+pub mod pins;
 mod rate_limit;
+pub mod results;
 mod rules;
 mod source;
 
@@ -46,6 +49,11 @@ pub struct CompiledPolicy {
     agents: HashMap<String, Section, RandomState>,
     /// Sorted, without repeats.
     tool_rule_names: Vec<String>,
+    pins: pins::PinMode,
+    /// Show the rules in tools/list.
+    advertise: bool,
+    /// The top-level result rules (a tool rule's own include them).
+    results: Option<results::ResultRules>,
 }
 
 /// The top level of the file, or one agent's section. For the top level `default` is `None` (the
@@ -108,6 +116,34 @@ impl CompiledPolicy {
 
     fn default_in(&self, section: Option<&Section>) -> DefaultAction {
         section.and_then(|s| s.default).unwrap_or(self.default)
+    }
+
+    /// The result rules for `agent`'s calls to `tool`: its rule's (the top-level ones included),
+    /// else the top-level ones.
+    pub fn result_rules(&self, agent: Option<&str>, tool: &str) -> Option<&results::ResultRules> {
+        match self.tool_rule(self.section(agent), tool) {
+            Some(rule) => rule.results.as_ref(),
+            None => self.results.as_ref(),
+        }
+    }
+
+    /// The scopes `agent`'s rule for `tool` requires that `granted` lacks (a caller without a
+    /// token grants none). Empty when the rule requires none, or there is no rule.
+    pub fn missing_scopes<'p>(
+        &'p self,
+        agent: Option<&str>,
+        tool: &str,
+        granted: Option<&[String]>,
+    ) -> Vec<&'p str> {
+        let Some(rule) = self.tool_rule(self.section(agent), tool) else {
+            return Vec::new();
+        };
+        let granted = granted.unwrap_or_default();
+        rule.scopes
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .map(String::as_str)
+            .collect()
     }
 
     /// An agent's entry replaces the global one whole; the two are never merged.

@@ -167,6 +167,19 @@ impl fmt::Display for Limits<'_> {
 /// A compiled argument schema: the call's `arguments` must satisfy it.
 pub(super) struct ArgumentSchema(pub(super) jsonschema::Validator);
 
+/// An argument rule: compiled for deciding, and as written, for showing the agent (`advertise`).
+#[derive(Debug)]
+pub(super) struct ArgumentRule {
+    pub compiled: ArgumentSchema,
+    pub source: serde_json::Value,
+}
+
+impl From<(ArgumentSchema, serde_json::Value)> for ArgumentRule {
+    fn from((compiled, source): (ArgumentSchema, serde_json::Value)) -> Self {
+        Self { compiled, source }
+    }
+}
+
 impl fmt::Debug for ArgumentSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ArgumentSchema(..)")
@@ -188,8 +201,14 @@ pub(super) struct ToolRule {
     pub action: ToolAction,
     pub reason: Option<String>,
     pub rate_limit: Option<RateLimit>,
-    pub arguments: Option<ArgumentSchema>,
+    pub arguments: Option<ArgumentRule>,
     pub hide: bool,
+    /// The digest of the reviewed definition (top-level rules only).
+    pub pin: Option<super::pins::Digest>,
+    /// Result rules, the top-level ones included.
+    pub results: Option<super::results::ResultRules>,
+    /// OAuth scopes a caller's token must grant.
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug)]

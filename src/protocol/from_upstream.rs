@@ -108,7 +108,15 @@ impl ToolList {
         }
     }
 
-    fn tools(&self) -> &[Value] {
+    /// The tools as listed, to be read (pin checks) or amended (advertised rules).
+    pub fn tools_mut(&mut self) -> &mut [Value] {
+        match self.result.get_mut(TOOLS) {
+            Some(Value::Array(tools)) => tools,
+            _ => &mut [],
+        }
+    }
+
+    pub fn tools(&self) -> &[Value] {
         match self.result.get(TOOLS) {
             Some(Value::Array(tools)) => tools,
             _ => &[],

@@ -11,12 +11,63 @@ use crate::admission::Admitted;
 use crate::audit::AuditDecision;
 use crate::exchange::ExchangeError;
 use crate::gateway::{Gateway, ResumeError};
+use crate::oauth::BearerError;
 use crate::session::Session;
 
-/// The agent presenting the request's key. A refused key is audited and logged by the caller
-/// (`audit_refusal`), never the key itself.
-pub fn identify(gateway: &Gateway, headers: &HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
-    Ok(gateway.agents.identify(headers)?)
+/// The agent presenting the request's key or access token. A refused credential is audited and
+/// logged by the caller (`audit_refusal`), never the credential itself.
+///
+/// With OAuth on, a credential is required: a JWT is checked as an access token, anything else
+/// as an agent key, and every refusal carries the challenge that names the metadata document.
+pub async fn identify(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<str>>, GatewayError> {
+    Ok(identify_caller(gateway, headers).await?.agent)
+}
+
+/// Who is calling, and the OAuth scopes their token grants (`None` for keys and anonymous callers).
+pub struct Caller {
+    pub agent: Option<Arc<str>>,
+    pub scopes: Option<Arc<[String]>>,
+}
+
+pub async fn identify_caller(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Caller, GatewayError> {
+    let Some(oauth) = &gateway.oauth else {
+        return Ok(Caller {
+            agent: gateway.agents.identify(headers)?,
+            scopes: None,
+        });
+    };
+    let refuse = |error: BearerError| GatewayError::Bearer {
+        challenge: oauth.challenge(&error),
+        error,
+    };
+    let token = match crate::auth::bearer(headers) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Err(refuse(BearerError::Missing)),
+        Err(err) => return Err(refuse(BearerError::Invalid(err.to_string()))),
+    };
+    if crate::oauth::looks_like_jwt(token) {
+        return match oauth.verify(token).await {
+            Ok(identity) => Ok(Caller {
+                agent: Some(identity.agent),
+                scopes: Some(identity.scopes.into()),
+            }),
+            Err(err) => Err(refuse(err)),
+        };
+    }
+    match gateway.agents.identify(headers) {
+        Ok(agent @ Some(_)) => Ok(Caller {
+            agent,
+            scopes: None,
+        }),
+        Ok(None) => Err(refuse(BearerError::Missing)),
+        Err(err) => Err(refuse(BearerError::Invalid(err.to_string()))),
+    }
 }
 
 /// The caller's live session, resumed from its sealed token on whichever replica this is. A
@@ -42,7 +93,7 @@ pub async fn session_of(
 /// Keys are never written; the session id presented is.
 pub fn audit_refusal(gateway: &Gateway, headers: &HeaderMap, method: &Method, err: &GatewayError) {
     let decision = match err {
-        GatewayError::Unauthorized(_) => AuditDecision::Unauthorized,
+        GatewayError::Unauthorized(_) | GatewayError::Bearer { .. } => AuditDecision::Unauthorized,
         GatewayError::UnknownSession => AuditDecision::UnknownSession,
         _ => return,
     };
@@ -56,6 +107,32 @@ pub fn audit_refusal(gateway: &Gateway, headers: &HeaderMap, method: &Method, er
         method.as_str(),
         &reason,
     );
+}
+
+/// A session opened with a token is used only with tokens that grant at least its scopes: the
+/// rules judged it by them, so a narrower token must not ride on a wider one's session.
+pub fn check_session_scopes(
+    gateway: &Gateway,
+    session: &Session,
+    caller: &Caller,
+) -> Result<(), GatewayError> {
+    let (Some(oauth), Some(needed)) = (&gateway.oauth, session.scopes.get()) else {
+        return Ok(());
+    };
+    let granted = caller.scopes.as_deref().unwrap_or_default();
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|s| !granted.contains(s))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let error = BearerError::InsufficientScope(missing);
+    Err(GatewayError::Bearer {
+        challenge: oauth.challenge(&error),
+        error,
+    })
 }
 
 /// Counts the request against its agent, or its session when the agent is anonymous.

@@ -42,6 +42,12 @@ pub enum GatewayError {
     GetNotSupported,
     #[error("{0}")]
     Unauthorized(#[from] crate::auth::AuthError),
+    /// With OAuth on: the refusal and the `WWW-Authenticate` challenge that says where to get a token.
+    #[error("{error}")]
+    Bearer {
+        error: crate::oauth::BearerError,
+        challenge: String,
+    },
     #[error("too many requests in flight for this agent (at most {0}, --max-in-flight-per-agent); wait for answers before sending more")]
     TooManyInFlight(usize),
     #[error("the request body did not arrive within {0} s (--request-read-timeout-secs)")]
@@ -74,6 +80,11 @@ impl GatewayError {
             Self::Exchange(ExchangeError::HeldAgain) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::GetNotSupported => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Bearer {
+                error: crate::oauth::BearerError::InsufficientScope(_),
+                ..
+            } => StatusCode::FORBIDDEN,
+            Self::Bearer { .. } => StatusCode::UNAUTHORIZED,
             Self::TooManyInFlight(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::StateUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,7 +107,7 @@ impl GatewayError {
             | Self::BodyTimeout(_)
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::GetNotSupported => code::INVALID_REQUEST,
-            Self::Unauthorized(_) => code::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::Bearer { .. } => code::UNAUTHORIZED,
             Self::TooManyInFlight(_) | Self::StateUnavailable(_) => code::OVERLOADED,
             Self::UnknownSession => code::SESSION_NOT_FOUND,
             Self::UnsupportedProtocolVersion { .. }
@@ -145,6 +156,13 @@ impl GatewayError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer realm="mcpgate""#),
                 );
+            }
+            Self::Bearer { challenge, .. } => {
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
+                }
             }
             _ => {}
         }

@@ -75,9 +75,9 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
     let headers = parts.headers;
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
     let gateway = streams.gateway.clone();
-    let opened = (|| {
+    let opened = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers)?;
+        let agent = caller::identify(&gateway, &headers).await?;
         headers::require_event_stream(&headers)?;
         let max = gateway.config.limits.max_sessions;
         if streams.open.len() >= max {
@@ -86,7 +86,8 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
             ));
         }
         Ok(agent)
-    })();
+    }
+    .await;
     let agent = match opened {
         Ok(agent) => agent,
         Err(err) => {
@@ -172,7 +173,7 @@ async fn accept(
 ) -> Result<(), GatewayError> {
     let gateway = &streams.gateway;
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
-    let agent = caller::identify(gateway, headers)?;
+    let agent = caller::identify(gateway, headers).await?;
     let stream = streams
         .open
         .get(id)

@@ -104,6 +104,13 @@ fn router(gateway: Arc<Gateway>) -> Router {
         .route("/readyz", get(ready))
         .with_state(gateway.clone())
         .merge(
+            gateway
+                .oauth
+                .clone()
+                .map(crate::oauth::metadata::router)
+                .unwrap_or_default(),
+        )
+        .merge(
             Router::new()
                 .route(legacy::SSE_PATH, get(legacy::open))
                 .route(legacy::MESSAGE_PATH, post(legacy::message))

@@ -48,7 +48,8 @@ async fn accept(
     body: Body,
 ) -> Result<Response, GatewayError> {
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
-    let agent = caller::identify(gateway, headers)?;
+    let caller = caller::identify_caller(gateway, headers).await?;
+    let agent = caller.agent.clone();
     headers::require_json_content(headers)?;
     let format = headers::answer_format(headers)?;
     let limits = &gateway.config.limits;
@@ -73,6 +74,9 @@ async fn accept(
                 let version = version.unwrap_or(version::ASSUMED);
                 let Opened { outcome, session } =
                     exchange::initialize(gateway, agent, address, version, message).await;
+                if let (Some(session), Some(scopes)) = (&session, &caller.scopes) {
+                    let _ = session.scopes.set(scopes.clone());
+                }
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
                     let value = HeaderValue::from_str(&session.id)
@@ -82,6 +86,7 @@ async fn accept(
                 return Ok(response);
             }
             let session = caller::session_of(gateway, headers, agent.as_ref()).await?;
+            caller::check_session_scopes(gateway, &session, &caller)?;
             let _admitted = caller::admit(gateway, &session)?;
             // A request without the header speaks the session's negotiated revision.
             let version = version.unwrap_or(session.version);
@@ -91,6 +96,7 @@ async fn accept(
         protocol::Body::Batch(messages) => {
             let version = version?;
             let session = caller::session_of(gateway, headers, agent.as_ref()).await?;
+            caller::check_session_scopes(gateway, &session, &caller)?;
             let _admitted = caller::admit(gateway, &session)?;
             let version = version.unwrap_or(session.version);
             if !version::allows_batches(version) {

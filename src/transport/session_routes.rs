@@ -17,7 +17,7 @@ use crate::protocol::headers::LAST_EVENT_ID;
 pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers)?;
+        let agent = caller::identify(&gateway, &headers).await?;
         headers::require_event_stream(&headers)?;
         let version = headers::declared_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
@@ -40,7 +40,7 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
 pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers)?;
+        let agent = caller::identify(&gateway, &headers).await?;
         let version = headers::declared_version(&headers)?;
         let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
         let version = version.unwrap_or(session.version);

@@ -65,6 +65,16 @@ impl Upstream {
 
     /// The names of every tool the upstream lists, all pages, in a session of the gateway's own.
     pub async fn list_tool_names(&self) -> Result<Vec<String>, UpstreamError> {
+        let tools = self.list_tools().await?;
+        Ok(tools
+            .iter()
+            .filter_map(|tool| tool.get("name").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Every tool definition the upstream lists, in a session of its own (`policy pin`).
+    pub async fn list_tools(&self) -> Result<Vec<Value>, UpstreamError> {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": method::INITIALIZE, "params": {
             "protocolVersion": version::LATEST, "capabilities": {},
             "clientInfo": {"name": "mcpgate-policy-check", "version": env!("CARGO_PKG_VERSION")}}});
@@ -89,7 +99,7 @@ impl Upstream {
             placement,
         )
         .await?;
-        let mut names = Vec::new();
+        let mut tools = Vec::new();
         let mut cursor: Option<Value> = None;
         for page in 1.. {
             let mut request = json!({"jsonrpc": "2.0", "id": page, "method": method::TOOLS_LIST});
@@ -107,9 +117,7 @@ impl Upstream {
                 .into_iter()
                 .flatten()
             {
-                if let Some(name) = tool.get("name").and_then(Value::as_str) {
-                    names.push(name.to_owned());
-                }
+                tools.push(tool.clone());
             }
             match result.get("nextCursor") {
                 Some(next) if !next.is_null() => cursor = Some(next.clone()),
@@ -119,7 +127,7 @@ impl Upstream {
         if session_id.is_some() {
             let _ = self.end_session(placement).await;
         }
-        Ok(names)
+        Ok(tools)
     }
 
     async fn ask(

@@ -1,6 +1,6 @@
 """Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
 
-Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture
+Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture|schemas
 
 A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`). The
 `modern` scenarios pin the client to MCP 2026-07-28 (no initialize; `server/discover` first).
@@ -38,7 +38,12 @@ async def main(url: str, scenario: str) -> None:
         out["protocol"] = client.protocol_version
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
-        if scenario == "approval":
+        if scenario == "schemas":  # the tools as the client parsed them, nothing called
+            out["schemas"] = {
+                t.name: t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.tools
+            }
+            calls = {}
+        elif scenario == "approval":
             calls = {"subscribe": ("subscribe_to_kline_stream", {"symbol": "BTCUSDT", "interval": "1h"}, None)}
         elif scenario == "binance":
             calls = {

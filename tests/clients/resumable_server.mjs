@@ -28,7 +28,8 @@ createServer(async (req, res) => {
     transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new InMemoryEventStore(),
-      retryInterval: 50,
+      // Long enough that the answer is in the event store before the client comes back for it.
+      retryInterval: 1000,
       onsessioninitialized: (sid) => transports.set(sid, transport),
     });
     await server().connect(transport);

@@ -67,6 +67,8 @@ pub struct Setup {
     pub configmap: bool,
     /// `--upstream-header`s and `--upstream-ca`.
     pub upstream_access: UpstreamAccess,
+    /// Accept OAuth access tokens (`--oauth-issuer`, `--public-url`).
+    pub oauth: Option<mcpgate::oauth::OAuthConfig>,
 }
 
 impl Default for Setup {
@@ -94,6 +96,7 @@ impl Default for Setup {
             replicas: Default::default(),
             configmap: false,
             upstream_access: UpstreamAccess::default(),
+            oauth: None,
         }
     }
 }
@@ -147,6 +150,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         workers: std::num::NonZeroUsize::new(2).unwrap(),
         metrics_listen,
         replicas: setup.replicas,
+        oauth: setup.oauth,
     };
     let gateway = mcpgate::gateway::build(config).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

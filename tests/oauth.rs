@@ -1,0 +1,416 @@
+//! OAuth 2.1 access tokens: an authorization server started by the test (its metadata and JWKS
+//! served over a real socket, its keys generated here), tokens minted by the test, and the
+//! gateway as the resource server in front of the simulator.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use binance_sim::{Simulator, SimulatorOptions};
+use common::{Client, Setup};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcpgate::oauth::OAuthConfig;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+const POLICY: &str = r#"{"version": "1", "default": "deny",
+  "tools": {"get_price": {}},
+  "agents": {"research-bot": {"default": "deny", "tools": {"get_price": {}, "get_order_book": {"scopes": ["orders"]}}}}}"#;
+
+/// A signing key of the test's authorization server.
+struct SigningKey {
+    kid: String,
+    pkcs8: Vec<u8>,
+    public: Vec<u8>,
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        let public = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .unwrap()
+            .public_key()
+            .as_ref()
+            .to_vec();
+        Self {
+            kid: kid.into(),
+            pkcs8,
+            public,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+            "kid": self.kid, "x": URL_SAFE_NO_PAD.encode(&self.public)})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
+    }
+}
+
+/// The test's authorization server: RFC 8414 metadata and a JWKS that the test can rotate.
+struct AuthServer {
+    issuer: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    jwks_fetches: Arc<Mutex<usize>>,
+}
+
+impl AuthServer {
+    async fn start(first: &SigningKey) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let keys = Arc::new(Mutex::new(vec![first.jwk()]));
+        let jwks_fetches = Arc::new(Mutex::new(0));
+        let metadata = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token")});
+        let (served, fetches) = (keys.clone(), jwks_fetches.clone());
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(move || async move { Json(metadata) }),
+            )
+            .route(
+                "/jwks",
+                get(move || async move {
+                    *fetches.lock().unwrap() += 1;
+                    let keys = served.lock().unwrap().clone();
+                    Json(json!({ "keys": keys }))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            issuer,
+            keys,
+            jwks_fetches,
+        }
+    }
+
+    fn rotate_to(&self, key: &SigningKey) {
+        *self.keys.lock().unwrap() = vec![key.jwk()];
+    }
+}
+
+/// The simulator behind a layer that remembers every `Authorization` header it was sent.
+async fn upstream_recording_authorization() -> (Simulator, String, Arc<Mutex<Vec<String>>>) {
+    let simulator = Simulator::new(SimulatorOptions {
+        record: true,
+        ..SimulatorOptions::default()
+    });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = simulator.router().layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let record = record.clone();
+            async move {
+                if let Some(value) = request.headers().get("authorization") {
+                    record
+                        .lock()
+                        .unwrap()
+                        .push(value.to_str().unwrap().to_owned());
+                }
+                next.run(request).await
+            }
+        },
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (simulator, url, seen)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct World {
+    harness: common::Harness,
+    server: AuthServer,
+    key: SigningKey,
+    simulator: Simulator,
+    forwarded_authorization: Arc<Mutex<Vec<String>>>,
+    public_url: String,
+}
+
+impl World {
+    async fn start() -> Self {
+        let key = SigningKey::generate("key-1");
+        let server = AuthServer::start(&key).await;
+        let (simulator, upstream, forwarded_authorization) =
+            upstream_recording_authorization().await;
+        let public_url = "https://gateway.example/mcp".to_owned();
+        let harness = common::start_with(Setup {
+            policy: POLICY.into(),
+            upstream: Some(upstream),
+            audit: true,
+            agents: vec![format!(
+                "key-bot=sha256:{}",
+                hex::encode(mcpgate::auth::digest_of("k-key-bot"))
+            )],
+            oauth: Some(OAuthConfig {
+                issuers: vec![server.issuer.parse().unwrap()],
+                public_url: public_url.parse().unwrap(),
+                scopes: vec!["mcp".into()],
+                agent_claim: None,
+                jwks_min_refresh: Duration::ZERO,
+            }),
+            ..Setup::default()
+        })
+        .await;
+        Self {
+            harness,
+            server,
+            key,
+            simulator,
+            forwarded_authorization,
+            public_url,
+        }
+    }
+
+    fn claims(&self) -> Value {
+        json!({"iss": self.server.issuer, "aud": self.public_url, "sub": "user-7",
+            "client_id": "research-bot", "scope": "mcp orders", "iat": now(),
+            "exp": now() + 300})
+    }
+
+    fn token(&self) -> String {
+        self.key.sign(&self.claims())
+    }
+
+    fn client(&self, token: &str) -> Client {
+        self.harness.client().with_key(token)
+    }
+
+    /// An initialize with this credential: its status and the `WWW-Authenticate` it came with.
+    async fn try_initialize(&self, token: Option<&str>) -> common::Answer {
+        let mut client = self.harness.client();
+        client.key = token.map(str::to_owned);
+        client
+            .post(
+                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": common::VERSION, "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}}),
+            )
+            .await
+    }
+}
+
+fn challenge(answer: &common::Answer) -> String {
+    answer
+        .headers
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_request_without_a_token_learns_where_the_metadata_is() {
+    let world = World::start().await;
+    let answer = world.try_initialize(None).await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
+    let metadata_url = format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        world.harness.base
+    );
+    assert_eq!(
+        challenge(&answer),
+        r#"Bearer resource_metadata="https://gateway.example/.well-known/oauth-protected-resource/mcp""#
+    );
+    for url in [
+        metadata_url,
+        format!(
+            "{}/.well-known/oauth-protected-resource",
+            world.harness.base
+        ),
+    ] {
+        let document: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(document["resource"], "https://gateway.example/mcp");
+        assert_eq!(
+            document["authorization_servers"],
+            json!([world.server.issuer])
+        );
+        assert_eq!(document["scopes_supported"], json!(["mcp"]));
+    }
+    assert_eq!(world.simulator.received().len(), 0);
+}
+
+#[tokio::test]
+async fn a_valid_token_calls_as_its_agent_and_is_never_forwarded() {
+    let world = World::start().await;
+    let token = world.token();
+    let mut client = world.client(&token).initialized().await;
+    // research-bot's section allows get_order_book; the global rules do not.
+    let answer = client
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    assert_eq!(world.simulator.tool_calls("get_order_book"), 1);
+    assert!(
+        world.forwarded_authorization.lock().unwrap().is_empty(),
+        "the agent's token reached the upstream"
+    );
+    let audited = world.harness.audit_lines();
+    assert!(audited
+        .iter()
+        .any(|r| r["agent"] == "research-bot" && r["tool"] == "get_order_book"));
+    // The session is research-bot's: an agent key presenting its id gets 404.
+    let mut other = world.client("k-key-bot");
+    other.session = client.session.clone();
+    let stolen = other
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert_eq!(stolen.status, 404, "{}", stolen.text);
+}
+
+#[tokio::test]
+async fn keys_and_tokens_work_side_by_side() {
+    let world = World::start().await;
+    let mut keyed = world.client("k-key-bot").initialized().await;
+    let answer = keyed
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    let unknown = world.try_initialize(Some("not-a-key")).await;
+    assert_eq!(unknown.status, 401);
+    assert!(challenge(&unknown).contains(r#"error="invalid_token""#));
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_and_nothing_reaches_the_upstream() {
+    let world = World::start().await;
+    let mut claims = world.claims();
+    let with = |field: &str, value: Value| {
+        let mut claims = claims.clone();
+        claims[field] = value;
+        world.key.sign(&claims)
+    };
+    let header = |alg: &str| {
+        URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT", "kid": "key-1"}).to_string())
+    };
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let hs256_with_public_key = {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("key-1".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(&world.key.public),
+        )
+        .unwrap()
+    };
+    let other_key = SigningKey::generate("key-1");
+    let cases = [
+        (
+            "wrong audience",
+            with("aud", json!("https://elsewhere.example/mcp")),
+        ),
+        ("wrong issuer", with("iss", json!("https://evil.example"))),
+        ("expired", with("exp", json!(now() - 3600))),
+        ("not yet valid", with("nbf", json!(now() + 3600))),
+        ("alg none", format!("{}.{payload}.", header("none"))),
+        ("HS256 with the public key", hs256_with_public_key),
+        ("signed by another key", other_key.sign(&claims)),
+        ("garbage", "a.b.c".to_owned()),
+    ];
+    for (case, token) in cases {
+        let answer = world.try_initialize(Some(&token)).await;
+        assert_eq!(answer.status, 401, "{case}: {}", answer.text);
+        assert!(
+            challenge(&answer).contains(r#"error="invalid_token""#),
+            "{case}: {}",
+            challenge(&answer)
+        );
+    }
+    claims["scope"] = json!("orders");
+    let narrow = world.key.sign(&claims);
+    let answer = world.try_initialize(Some(&narrow)).await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert!(challenge(&answer).contains(r#"error="insufficient_scope", scope="mcp""#));
+    assert!(
+        world.simulator.received().is_empty(),
+        "a refused token reached the upstream"
+    );
+    let refusals = world
+        .harness
+        .audit_lines()
+        .into_iter()
+        .filter(|r| r["decision"] == "unauthorized")
+        .count();
+    assert_eq!(refusals, 9);
+}
+
+#[tokio::test]
+async fn a_rotated_provider_key_is_picked_up_without_restart() {
+    let world = World::start().await;
+    let mut client = world.client(&world.token()).initialized().await;
+    assert_eq!(*world.server.jwks_fetches.lock().unwrap(), 1);
+    let next = SigningKey::generate("key-2");
+    world.server.rotate_to(&next);
+    // The gateway still holds key-1 and needs no fetch for tokens it signed.
+    let answer = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    assert_eq!(*world.server.jwks_fetches.lock().unwrap(), 1);
+    // A token naming key-2 makes it fetch the set again.
+    client.key = Some(next.sign(&world.claims()));
+    let answer = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    assert_eq!(*world.server.jwks_fetches.lock().unwrap(), 2);
+    let _ = &world.server.keys;
+}
+
+#[tokio::test]
+async fn a_rule_that_requires_a_scope_refuses_tokens_without_it() {
+    let world = World::start().await;
+    let mut claims = world.claims();
+    claims["scope"] = json!("mcp");
+    let narrow = world.key.sign(&claims);
+    let mut client = world.client(&narrow).initialized().await;
+    let refused = client
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(refused.is_tool_error(), "{}", refused.text);
+    assert!(
+        refused.message().contains("lacks the scope orders"),
+        "{}",
+        refused.text
+    );
+    let allowed = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!allowed.is_tool_error(), "{}", allowed.text);
+    assert_eq!(world.simulator.tool_calls("get_order_book"), 0);
+
+    // A session opened with the wider token cannot be used with the narrower one.
+    let mut wide = world.client(&world.token()).initialized().await;
+    let answer = wide
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert!(!answer.is_tool_error(), "{}", answer.text);
+    wide.key = Some(narrow);
+    let answer = wide
+        .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert_eq!(answer.status, 403, "{}", answer.text);
+    assert_eq!(world.simulator.tool_calls("get_order_book"), 1);
+}
