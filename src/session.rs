@@ -313,6 +313,24 @@ impl SessionStore {
     }
 }
 
+/// The upstream sessions kept for MCP 2026-07-28 callers, who open none of their own
+/// (`exchange/bridge.rs`): one per agent, or per address for anonymous callers.
+#[derive(Default)]
+pub struct BridgedSessions {
+    pub by_caller: DashMap<BridgeCaller, BridgedSession>,
+}
+
+/// Who shares a bridged upstream session: one agent (or one anonymous address).
+pub type BridgeCaller = (Option<Arc<str>>, Option<IpAddr>);
+
+#[derive(Clone)]
+pub struct BridgedSession {
+    /// The gateway's id of the session; looked up each time, since it may have ended.
+    pub session: Arc<str>,
+    /// The upstream's initialize result: what `server/discover` answers with.
+    pub server: Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

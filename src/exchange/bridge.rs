@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use futures::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -24,31 +23,8 @@ use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
-use crate::session::{Opening, Session};
+use crate::session::{BridgeCaller, BridgedSession, Opening, Session};
 use crate::upstream::{await_answer, Placement, Reply, UpstreamError};
-
-/// Who shares an upstream session: one agent (or one anonymous address).
-type Caller = (Option<Arc<str>>, Option<IpAddr>);
-
-/// The upstream sessions kept for 2026-07-28 callers.
-#[derive(Default)]
-pub struct Bridge {
-    sessions: DashMap<Caller, Bridged>,
-}
-
-#[derive(Clone)]
-struct Bridged {
-    /// The gateway's id of the session; looked up each time, since it may have ended.
-    session: Arc<str>,
-    /// The upstream's initialize result: what `server/discover` answers with.
-    server: Value,
-}
-
-impl Bridge {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
 
 /// One 2026-07-28 request from `agent`, whose envelope the edge has checked.
 pub async fn modern(
@@ -94,10 +70,10 @@ pub async fn modern(
 /// The caller's upstream session, opened now if it has none or it ended.
 async fn bridged_session(
     gateway: &Arc<Gateway>,
-    caller: Caller,
+    caller: BridgeCaller,
     address: Option<IpAddr>,
 ) -> Result<(Arc<Session>, Value), ExchangeError> {
-    let known = gateway.bridge.sessions.get(&caller).map(|b| b.clone());
+    let known = gateway.bridge.by_caller.get(&caller).map(|b| b.clone());
     if let Some(bridged) = known {
         if let Some(session) = gateway.sessions.get(&bridged.session) {
             return Ok((session, bridged.server));
@@ -152,11 +128,11 @@ async fn bridged_session(
         );
         gateway.record(&record);
     }
-    let bridged = Bridged {
+    let bridged = BridgedSession {
         session: session.id.clone(),
         server: server.clone(),
     };
-    gateway.bridge.sessions.insert(caller, bridged);
+    gateway.bridge.by_caller.insert(caller, bridged);
     Ok((session, server))
 }
 

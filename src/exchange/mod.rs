@@ -23,7 +23,7 @@ use futures::Stream;
 use http::StatusCode;
 use serde_json::Value;
 
-pub use bridge::{modern, Bridge};
+pub use bridge::modern;
 pub use held::HeldCall;
 pub use session::{end_session, initialize, open_stream, Opened, StreamRefused};
 

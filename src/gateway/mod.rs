@@ -64,7 +64,7 @@ pub struct Gateway {
     /// `/readyz`, and where the gateway is in stopping.
     pub readiness: Readiness,
     /// Upstream sessions kept for MCP 2026-07-28 callers, who open none (`exchange/bridge.rs`).
-    pub bridge: crate::exchange::Bridge,
+    pub bridge: crate::session::BridgedSessions,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -212,7 +212,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         reloads: tokio::sync::watch::Sender::new(Default::default()),
         metrics,
         readiness: Readiness::default(),
-        bridge: crate::exchange::Bridge::new(),
+        bridge: crate::session::BridgedSessions::default(),
         config,
     }))
 }
