@@ -222,3 +222,52 @@ async fn a_well_formed_streamed_answer_and_its_notifications_still_pass() {
     assert_eq!(messages[0]["method"], "notifications/progress");
     assert_eq!(messages[1]["result"]["content"][0]["text"], "42");
 }
+
+/// A call's stream that the upstream primes (`id:`, `retry:`, empty `data:`) and closes before
+/// the answer (2025-11-25, SEP-1699), and the answer replayed on the GET that resumes it.
+fn primed_and_closed() -> Response {
+    (
+        [("content-type", "text/event-stream")],
+        "id: primer-1\nretry: 1000\ndata: \n\n",
+    )
+        .into_response()
+}
+
+fn replayed_answer() -> Response {
+    upstream::sse(&[json!({"jsonrpc": "2.0", "id": 41,
+        "result": {"content": [{"type": "text", "text": "resumed"}]}})])
+}
+
+#[tokio::test]
+async fn a_primed_stream_keeps_its_id_and_its_answer_comes_on_the_resuming_get_once() {
+    let upstream = FakeUpstream::start_with_stream(
+        |message| async move { (message["method"] == "tools/call").then(primed_and_closed) },
+        replayed_answer,
+    );
+    let harness = gateway_before(upstream.await).await;
+    let client = harness.client().initialized().await;
+    let call = json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+        "params": {"name": "get_price", "arguments": {}}});
+    let primed = client.post(&call).await;
+    assert_eq!(primed.status, 200, "{}", primed.text);
+    // The primer reaches the client whole: its id, its retry and its (empty) data line.
+    assert_eq!(primed.text, "id: primer-1\nretry: 1000\ndata: \n\n");
+    let resume = || {
+        client
+            .http
+            .get(&harness.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header("last-event-id", "primer-1")
+            .header(SESSION, client.session.as_ref().unwrap())
+            .send()
+    };
+    let resumed = resume().await.unwrap().text().await.unwrap();
+    let answers = sse_messages(&resumed);
+    assert_eq!(answers.len(), 1, "{resumed}");
+    assert_eq!(answers[0]["id"], 41);
+    assert_eq!(answers[0]["result"]["content"][0]["text"], "resumed");
+    // Replayed again, the same answer is not relayed twice.
+    let again = resume().await.unwrap().text().await.unwrap();
+    assert!(sse_messages(&again).is_empty(), "{again}");
+}

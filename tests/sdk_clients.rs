@@ -261,20 +261,6 @@ async fn python_sdk_legacy_sse_client_sees_what_a_streamable_http_client_sees() 
     assert_eq!(harness.simulator.tool_calls("get_price"), 2);
 }
 
-/// The upstream primes a call's stream (id, retry, empty data), closes it and keeps the answer
-/// for the client's reconnection (GET with Last-Event-ID, 2025-11-25): the primer must reach the
-/// client whole, the GET must carry Last-Event-ID upstream, and the replayed answer must come
-/// back through the gateway.
-#[tokio::test]
-async fn typescript_sdk_call_completes_when_the_upstream_closes_its_stream_after_priming() {
-    let (_server, url) = start_node_server(&clients_dir().join("resumable_server.mjs"), &[]).await;
-    let seen = same_through_gateway(Sdk::TypeScript, "resume", Some(url)).await;
-    assert_eq!(
-        seen["resumed"]["content"][0]["text"], "resumed: gated",
-        "{seen}"
-    );
-}
-
 /// The Python client pinned to MCP 2026-07-28 (no initialize, no session) in front of the
 /// simulator, which speaks 2025-xx only: the gateway bridges. Policy, approvals and the
 /// simulator's counts are what a 2025-xx client gets; the approval the rule puts to the user is

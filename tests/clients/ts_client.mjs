@@ -1,5 +1,5 @@
 // Drives an MCP server with the official TypeScript SDK client and prints what it saw as JSON.
-// Usage: node ts_client.mjs URL binance|everything|resume
+// Usage: node ts_client.mjs URL binance|everything
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -27,8 +27,6 @@ if (scenario === "binance") {
   out.price = await client.callTool({ name: "get_price", arguments: { symbol: "BTCUSDT" } });
   out.book = await client.callTool({ name: "get_order_book", arguments: { symbol: "ETHUSDT", depth: 5 } });
   out.slow = await client.callTool({ name: "get_all_book_tickers", arguments: {} }, undefined, { onprogress });
-} else if (scenario === "resume") {
-  out.resumed = await client.callTool({ name: "answer-after-reconnect", arguments: { word: "gated" } });
 } else {
   out.echo = await client.callTool({ name: "echo", arguments: { message: "through the gateway" } });
   out.slow = await client.callTool(
