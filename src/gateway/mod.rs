@@ -324,7 +324,8 @@ impl Gateway {
         agent: Option<&Arc<str>>,
     ) -> Result<Arc<Session>, ResumeError> {
         use crate::session::Resumed;
-        if !self.sessions.opens(token) {
+        let held = self.sessions.held_for(token, agent);
+        if held.is_none() && !self.sessions.opens(token) {
             return Err(ResumeError::Unknown);
         }
         match self.state.is_revoked(token).await {
@@ -336,6 +337,9 @@ impl Gateway {
             Err(err) => {
                 tracing::warn!(error = %err, "cannot check whether a session was ended elsewhere; serving it");
             }
+        }
+        if let Some(session) = held {
+            return Ok(session);
         }
         match self.sessions.resume(token, agent) {
             Resumed::Live(session) => Ok(session),
