@@ -19,7 +19,6 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{held, ExchangeError, Messages, Outcome};
-use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
@@ -42,14 +41,7 @@ pub async fn modern(
     let method = message.method().unwrap_or_default().to_owned();
     let id = message.id().cloned();
     if method == modern::SERVER_DISCOVER {
-        let record = gateway.audit_record(
-            &session,
-            &message,
-            AuditDecision::Allow,
-            Some("lifecycle"),
-            None,
-        );
-        gateway.record(&record);
+        gateway.record_lifecycle(&session, &message);
         return answered(json!({"jsonrpc": "2.0", "id": id, "result": discovered(&server)}));
     }
     let (message, round) = match take_round(message) {
@@ -119,14 +111,7 @@ async fn bridged_session(
         .open(upstream_id, caller.0.clone(), false, opening)
         .map_err(|full| ExchangeError::TooManySessions(full.0))?;
     if let Ok(Body::Single(message)) = parse_body(init.to_string().as_bytes()) {
-        let record = gateway.audit_record(
-            &session,
-            &message,
-            AuditDecision::Allow,
-            Some("lifecycle"),
-            None,
-        );
-        gateway.record(&record);
+        gateway.record_lifecycle(&session, &message);
     }
     let bridged = BridgedSession {
         session: session.id.clone(),

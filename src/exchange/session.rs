@@ -10,7 +10,6 @@ use serde_json::Value;
 use super::answers::{messages, Answers};
 use super::forward::{observe_upstream, relay};
 use super::{ExchangeError, Messages, Outcome};
-use crate::audit::AuditDecision;
 use crate::gateway::Gateway;
 use crate::protocol::{method, version, Message, SseEvent};
 use crate::session::{Opening, Session};
@@ -79,14 +78,7 @@ pub async fn initialize(
             Ok(session) => session,
             Err(full_now) => return full(full_now.0),
         };
-    let record = gateway.audit_record(
-        &session,
-        &message,
-        AuditDecision::Allow,
-        Some("lifecycle"),
-        None,
-    );
-    gateway.record(&record);
+    gateway.record_lifecycle(&session, &message);
     Opened {
         outcome: relay(gateway, None, &message, reply),
         session: Some(session),

@@ -298,6 +298,18 @@ impl Gateway {
         }
     }
 
+    /// Audits a lifecycle message (initialize, `server/discover`): it passes without a rule.
+    pub fn record_lifecycle(&self, session: &Session, message: &Message) {
+        let record = self.audit_record(
+            session,
+            message,
+            AuditDecision::Allow,
+            Some("lifecycle"),
+            None,
+        );
+        self.record(&record);
+    }
+
     /// The audit record of `message` in `session`, to be completed by the caller.
     pub fn audit_record<'a>(
         &self,
