@@ -18,6 +18,7 @@ pub struct GatewayConfig {
     /// `-` writes the records to standard output.
     pub audit: Option<PathBuf>,
     pub audit_arguments: bool,
+    pub audit_fsync: crate::audit::Fsync,
     /// `NAME=sha256:HEX` or `NAME=env:VARIABLE`, one per agent.
     pub agents: Vec<String>,
     /// Refuse requests without a known agent key (401).

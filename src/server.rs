@@ -82,8 +82,8 @@ pub async fn serve(
     for (listener, router) in admin.into_iter().chain(metrics) {
         let (done, router_finished) = oneshot::channel();
         let (limits, stopping) = (limits.clone(), stopping.clone());
+        let dispatch = transport::Dispatch::router(router, gateway.audit.as_ref());
         tokio::spawn(async move {
-            let dispatch = transport::Dispatch::router(router);
             serve_connections(listener, dispatch, limits, stopping).await;
             let _ = done.send(());
         });
@@ -102,6 +102,11 @@ pub async fn serve(
     }
     upkeep.abort();
     drop(watcher);
+    // Records with no answer waiting on them (sessions ended at shutdown, expiries) are on the
+    // disk before the process ends.
+    if let Some(audit) = &gateway.audit {
+        audit.written().await;
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::audit::Fsync;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{
@@ -205,6 +206,11 @@ pub struct GatewayOptions {
     /// Include tool arguments in audit records (redacted by default).
     #[arg(long, env = "MCPGATE_AUDIT_ARGUMENTS")]
     pub audit_arguments: bool,
+    /// When audit records are flushed to the disk: never (the kernel writes them back; they
+    /// survive a crash of the gateway, not of the machine), interval (within a second; answers
+    /// never wait for the disk), always (before the answers of each group of records leave).
+    #[arg(long, env = "MCPGATE_AUDIT_FSYNC", value_enum, default_value_t = Fsync::Never)]
+    pub audit_fsync: Fsync,
     /// Largest request body accepted (413 beyond), and largest upstream JSON answer relayed.
     #[arg(long, env = "MCPGATE_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -291,6 +297,7 @@ impl GatewayOptions {
             allowed_origins: self.allowed_origins.clone(),
             audit: self.audit.clone(),
             audit_arguments: self.audit_arguments,
+            audit_fsync: self.audit_fsync,
             agents: self.agents.clone(),
             require_auth: self.require_auth,
             workers,

@@ -42,6 +42,7 @@ mod tests {
             allowed_origins: Vec::new(),
             audit: None,
             audit_arguments: false,
+            audit_fsync: crate::audit::Fsync::Never,
             agents: Vec::new(),
             require_auth,
             upstream_access: Default::default(),

@@ -126,9 +126,11 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
     let policy = CompiledPolicy::from_file(&config.policy)?;
     let audit = match &config.audit {
         Some(path) => Some(
-            AuditLog::open(path, config.audit_arguments).map_err(|source| BuildError::Audit {
-                path: path.clone(),
-                source,
+            AuditLog::open(path, config.audit_arguments, config.audit_fsync).map_err(|source| {
+                BuildError::Audit {
+                    path: path.clone(),
+                    source,
+                }
             })?,
         ),
         None => None,
@@ -218,13 +220,11 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
 }
 
 impl Gateway {
-    /// Appends an audit record (a no-op without `--audit`). A failed write is logged, not
-    /// refused: a forwarded call has happened, and refusing its answer would not undo it.
+    /// Queues an audit record (a no-op without `--audit`); the answer it belongs to leaves once
+    /// it is written (`transport::Dispatch` waits on the audit barrier).
     pub fn record(&self, record: &AuditRecord<'_>) {
         if let Some(log) = &self.audit {
-            if let Err(err) = log.write(record) {
-                tracing::error!(error = %err, "could not write the audit log");
-            }
+            log.append(record);
         }
         if let Some(metrics) = &self.metrics {
             metrics.decision(record.tool, record.decision, record.agent);

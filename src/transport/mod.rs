@@ -4,6 +4,7 @@
 //! Reads what HTTP carries (headers, bodies, sessions), hands each message to the exchange and
 //! renders its outcome (`render.rs`); it polices and forwards nothing itself.
 
+mod audited;
 mod caller;
 pub mod error;
 mod headers;
@@ -26,20 +27,31 @@ use axum::Router;
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
+use crate::audit::{AuditBarrier, AuditLog};
 use crate::gateway::Gateway;
 
 /// Where agents talk MCP.
 const MCP_PATH: &str = "/mcp";
 
+const HEALTH_PATH: &str = "/healthz";
+const READY_PATH: &str = "/readyz";
+const METRICS_PATH: &str = "/metrics";
+/// What probes and scrapers ask: no agent's answer among them.
+const PROBE_PATHS: [&str; 3] = [HEALTH_PATH, READY_PATH, METRICS_PATH];
+
 /// Hands each request to its handler. `POST /mcp`, which carries every call, goes to it
 /// directly; the rest through axum's router. Routing the POSTs too cost about 5k instructions a
 /// call (matched-path bookkeeping, boxed futures and bodies), a sixth of what the gateway adds
 /// to a call (bench/README.md).
+///
+/// Every answer leaves after the audit records queued before it are written (`audited.rs`).
 #[derive(Clone)]
 pub struct Dispatch {
     /// `None` on a listener that serves no MCP (the admin API on its own address).
     gateway: Option<Arc<Gateway>>,
     router: Router,
+    /// `None` without `--audit`.
+    audit: Option<AuditBarrier>,
 }
 
 impl Dispatch {
@@ -52,19 +64,35 @@ impl Dispatch {
                 Some(beside) => router.merge(beside),
                 None => router,
             },
+            audit: gateway.audit.as_ref().map(AuditLog::barrier),
             gateway: Some(gateway),
         }
     }
 
-    /// A listener for `router` alone.
-    pub fn router(router: Router) -> Self {
+    /// A listener for `router` alone (whose answers wait for the records they queued in `audit`).
+    pub fn router(router: Router, audit: Option<&AuditLog>) -> Self {
         Self {
             gateway: None,
             router,
+            audit: audit.map(AuditLog::barrier),
         }
     }
 
-    pub async fn serve(self, request: Request<Incoming>) -> Response {
+    pub async fn serve(mut self, request: Request<Incoming>) -> Response {
+        // Probes answer for the process, not for a decision: they never wait for the audit
+        // (a stalled audit disk holds the answers to agents, not the liveness probe).
+        let audit = self
+            .audit
+            .take()
+            .filter(|_| !PROBE_PATHS.contains(&request.uri().path()));
+        let response = self.route(request).await;
+        match &audit {
+            Some(barrier) => audited::after_records(barrier, response).await,
+            None => response,
+        }
+    }
+
+    async fn route(self, request: Request<Incoming>) -> Response {
         let request = request.map(Body::new);
         match self.gateway {
             Some(gateway)
@@ -100,8 +128,8 @@ fn router(gateway: Arc<Gateway>) -> Router {
                 .get(session_routes::open_stream)
                 .delete(session_routes::end_session),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
+        .route(HEALTH_PATH, get(|| async { "ok\n" }))
+        .route(READY_PATH, get(ready))
         .with_state(gateway.clone())
         .merge(
             gateway
@@ -140,7 +168,7 @@ pub fn metrics_router(gateway: Arc<Gateway>) -> Option<Router> {
     gateway.metrics.as_ref()?;
     Some(
         Router::new()
-            .route("/metrics", get(scrape))
+            .route(METRICS_PATH, get(scrape))
             .with_state(gateway),
     )
 }

@@ -21,6 +21,7 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 /// A policy that allows everything: for tests about the transport, not the rules.
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
 
+pub mod process;
 pub mod upstream;
 
 pub struct Harness {
@@ -143,6 +144,7 @@ pub async fn start_with(setup: Setup) -> Harness {
         allowed_origins: setup.allowed_origins,
         audit: setup.audit.then(|| dir.path().join("audit.jsonl")),
         audit_arguments: setup.audit_arguments,
+        audit_fsync: mcpgate::audit::Fsync::Never,
         agents: setup.agents,
         require_auth: setup.require_auth,
         approvals: setup.approvals,

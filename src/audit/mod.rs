@@ -1,15 +1,16 @@
-//! The audit log: one JSON line per decision, appended before the answer leaves the gateway.
+//! The audit log: one JSON line per decision, written before the answer leaves the gateway.
 //!
-//! Each record is one `write` on a file opened with O_APPEND: the kernel places concurrent
-//! appends whole and one after another, so there is no lock on the call path, and a record the
-//! agent saw acknowledged is in the kernel's hands even if the gateway is then killed. (Queueing
-//! records for a writer thread to append in batches was tried: no less CPU per call, and a crash
-//! would lose the queue.)
+//! Records are queued on the call path and appended by a writer thread of their own, in groups
+//! (`writer.rs`, group commit); each answer waits for the group holding its records, so a
+//! record the agent saw acknowledged is in the kernel's hands (and on the disk with
+//! `--audit-fsync always`), while a file system that blocks stalls that thread, not the event
+//! loops.
 //!
 //! Rotation: SIGHUP reopens the path (`reopen`), so logrotate can rename the file and have the
-//! next record start a new one, without copytruncate's window of lost lines. The open file sits
-//! behind an `ArcSwap`: a write loads it without a lock, a reopen swaps it in one store.
-//! `--audit -` writes to standard output instead, one locked write per record.
+//! next record start a new one, without copytruncate's window of lost lines. `--audit -` writes
+//! to standard output instead.
+
+mod writer;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -17,21 +18,19 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use arc_swap::ArcSwap;
 use serde_json::Value;
 
-pub struct AuditLog {
-    target: Target,
-    include_arguments: bool,
-}
+pub use writer::{AuditBarrier, Fsync, FSYNC_INTERVAL};
+use writer::{GroupWriter, Sink};
 
-/// Where records go.
-enum Target {
-    File { path: PathBuf, file: ArcSwap<File> },
-    Stdout,
+pub struct AuditLog {
+    /// `None` for standard output.
+    path: Option<PathBuf>,
+    writer: GroupWriter,
+    include_arguments: bool,
 }
 
 /// The path that means standard output.
@@ -165,40 +164,36 @@ impl RefusalBudget {
 
 impl AuditLog {
     /// Opens `path` for appending (created mode 0600: records name agents and what they did),
-    /// or standard output for `-`.
-    pub fn open(path: &Path, include_arguments: bool) -> std::io::Result<Self> {
-        let target = if path.as_os_str() == STDOUT {
-            Target::Stdout
+    /// or standard output for `-`, and starts the thread that writes to it.
+    pub fn open(path: &Path, include_arguments: bool, fsync: Fsync) -> std::io::Result<Self> {
+        let (path, sink) = if path.as_os_str() == STDOUT {
+            (None, Sink::Stdout)
         } else {
-            Target::File {
-                path: path.to_owned(),
-                file: ArcSwap::from_pointee(open_append(path)?),
-            }
+            (Some(path.to_owned()), Sink::File(open_append(path)?))
         };
         Ok(Self {
-            target,
+            path,
+            writer: GroupWriter::start(sink, fsync)?,
             include_arguments,
         })
     }
 
-    /// Opens the path again and writes the next records there (SIGHUP, after logrotate renamed
-    /// the file). On failure the old file keeps receiving records.
+    /// Opens the path again and writes the records queued from now on there (SIGHUP, after
+    /// logrotate renamed the file). On failure the old file keeps receiving records.
     pub fn reopen(&self) -> std::io::Result<()> {
-        if let Target::File { path, file } = &self.target {
-            file.store(Arc::new(open_append(path)?));
+        if let Some(path) = &self.path {
+            self.writer.switch_to(Sink::File(open_append(path)?));
         }
         Ok(())
     }
 
     /// The file written to, or `None` for standard output.
     pub fn path(&self) -> Option<&Path> {
-        match &self.target {
-            Target::File { path, .. } => Some(path),
-            Target::Stdout => None,
-        }
+        self.path.as_deref()
     }
 
-    pub fn write(&self, record: &AuditRecord<'_>) -> std::io::Result<()> {
+    /// Queues the record; an answer that depends on it waits on [`AuditLog::barrier`].
+    pub fn append(&self, record: &AuditRecord<'_>) {
         // One buffer per thread, reused: a record costs no allocation of its own.
         thread_local! {
             static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
@@ -206,15 +201,20 @@ impl AuditLog {
         BUFFER.with_borrow_mut(|line| {
             line.clear();
             self.encode(record, line);
-            match &self.target {
-                Target::File { file, .. } => {
-                    let file: &File = &file.load();
-                    let mut file = file;
-                    file.write_all(line)
-                }
-                Target::Stdout => std::io::stdout().lock().write_all(line),
-            }
+            self.writer.append(line);
         })
+    }
+
+    /// What answers wait on for their records to be written.
+    pub fn barrier(&self) -> AuditBarrier {
+        self.writer.barrier()
+    }
+
+    /// Resolves once every record queued so far is written.
+    pub async fn written(&self) {
+        if let Some(written) = self.barrier().pending() {
+            written.await;
+        }
     }
 
     /// The record as one JSON line. Written by hand: the keys are constants, and this runs for
@@ -352,14 +352,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_one_json_line_per_record_with_arguments_redacted_by_default() {
+    /// Appends `record` to the log at `path` (a new writer) and waits until it is written.
+    async fn write_one(path: &Path, include_arguments: bool, record: &AuditRecord<'_>) {
+        let log = AuditLog::open(path, include_arguments, Fsync::Never).unwrap();
+        log.append(record);
+        log.written().await;
+    }
+
+    #[tokio::test]
+    async fn writes_one_json_line_per_record_with_arguments_redacted_by_default() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let args = serde_json::json!({"symbol": "BTCUSDT"});
-        let log = AuditLog::open(&path, false).unwrap();
-        log.write(&record(Some(&args))).unwrap();
-        log.write(&record(Some(&args))).unwrap();
+        let log = AuditLog::open(&path, false, Fsync::Never).unwrap();
+        log.append(&record(Some(&args)));
+        log.append(&record(Some(&args)));
+        log.written().await;
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
@@ -372,20 +380,21 @@ mod tests {
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
     }
 
-    #[test]
-    fn is_created_private_and_reopened_at_its_path_after_a_rename() {
+    #[tokio::test]
+    async fn is_created_private_and_reopened_at_its_path_after_a_rename() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let rotated = dir.path().join("audit.jsonl.1");
-        let log = AuditLog::open(&path, false).unwrap();
+        let log = AuditLog::open(&path, false, Fsync::Always).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        log.write(&record(None)).unwrap();
+        log.append(&record(None));
         std::fs::rename(&path, &rotated).unwrap();
-        log.write(&record(None)).unwrap();
+        log.append(&record(None));
         log.reopen().unwrap();
-        log.write(&record(None)).unwrap();
+        log.append(&record(None));
+        log.written().await;
         let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
         assert_eq!(
             lines(&rotated),
@@ -397,26 +406,23 @@ mod tests {
 
     #[test]
     fn a_dash_means_standard_output_not_a_file_named_dash() {
-        let log = AuditLog::open(Path::new("-"), false).unwrap();
+        let log = AuditLog::open(Path::new("-"), false, Fsync::Never).unwrap();
         assert!(log.path().is_none());
     }
 
-    #[test]
-    fn includes_arguments_when_asked() {
+    #[tokio::test]
+    async fn includes_arguments_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let args = serde_json::json!({"symbol": "BTCUSDT"});
-        AuditLog::open(&path, true)
-            .unwrap()
-            .write(&record(Some(&args)))
-            .unwrap();
+        write_one(&path, true, &record(Some(&args))).await;
         let line: Value =
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(line["arguments"]["symbol"], "BTCUSDT");
     }
 
-    #[test]
-    fn text_from_agents_and_policies_stays_inside_its_field_and_its_line() {
+    #[tokio::test]
+    async fn text_from_agents_and_policies_stays_inside_its_field_and_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let reason = "refused: \"quotes\",\nnew lines\u{2028} and \\ slashes";
@@ -424,10 +430,7 @@ mod tests {
         denied.decision = AuditDecision::Deny;
         denied.reason = Some(reason);
         denied.tool = Some("get_price\",\"decision\":\"allow");
-        AuditLog::open(&path, false)
-            .unwrap()
-            .write(&denied)
-            .unwrap();
+        write_one(&path, false, &denied).await;
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         let line: Value = serde_json::from_str(&text).unwrap();
@@ -436,17 +439,14 @@ mod tests {
         assert_eq!(line["tool"], "get_price\",\"decision\":\"allow");
     }
 
-    #[test]
-    fn line_breaks_of_any_reader_are_escaped_so_every_splitter_sees_one_line() {
+    #[tokio::test]
+    async fn line_breaks_of_any_reader_are_escaped_so_every_splitter_sees_one_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let reason = "a\u{2028}b\u{2029}c\u{85}d\re\u{b}f\u{c}g\u{1c}h";
         let mut denied = record(None);
         denied.reason = Some(reason);
-        AuditLog::open(&path, false)
-            .unwrap()
-            .write(&denied)
-            .unwrap();
+        write_one(&path, false, &denied).await;
         let bytes = std::fs::read(&path).unwrap();
         let text = String::from_utf8(bytes).unwrap();
         // Python's str.splitlines: \n \r \v \f \x1c-\x1e \x85 \u2028 \u2029.
@@ -460,8 +460,8 @@ mod tests {
         assert_eq!(line["reason"], reason);
     }
 
-    #[test]
-    fn every_field_is_capped_with_a_marker_saying_how_long_it_was() {
+    #[tokio::test]
+    async fn every_field_is_capped_with_a_marker_saying_how_long_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let name = "n".repeat(1 << 20);
@@ -472,10 +472,7 @@ mod tests {
         unknown.tool = Some(&name);
         unknown.reason = Some(&reason);
         unknown.session = Some(&name);
-        AuditLog::open(&path, true)
-            .unwrap()
-            .write(&unknown)
-            .unwrap();
+        write_one(&path, true, &unknown).await;
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.len() < 3 * TEXT_CAP + ARGUMENTS_CAP + 1024,
@@ -495,10 +492,7 @@ mod tests {
         assert!(arguments.ends_with("…[truncated: 1048587 bytes]"));
         // Within the caps, arguments stay JSON.
         let small = serde_json::json!({"symbol": "BTCUSDT"});
-        AuditLog::open(&path, true)
-            .unwrap()
-            .write(&record(Some(&small)))
-            .unwrap();
+        write_one(&path, true, &record(Some(&small))).await;
         let last: Value = serde_json::from_str(
             std::fs::read_to_string(&path)
                 .unwrap()
