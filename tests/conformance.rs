@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::node::{clients_dir, node_module, start_node_server};
+use common::node::{clients_dir, node_module, start_fixture_server};
 use common::*;
 use serde_json::Value;
 use tokio::process::Command;
@@ -173,7 +173,7 @@ fn summary(checks: Option<&Vec<Check>>) -> String {
 #[tokio::test]
 async fn every_conformance_scenario_comes_out_the_same_through_the_gateway() {
     let scenarios = server_scenarios().await;
-    let (_fixture, upstream) = start_node_server("conformance_server.mjs").await;
+    let (_fixture, upstream) = start_fixture_server("conformance_server.mjs").await;
     let policy = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance-policy.json"),
     )

@@ -29,7 +29,7 @@ pub fn node_module(path: &str) -> PathBuf {
 /// Starts `node tests/clients/SCRIPT` and waits until it prints `listening on URL` on stdout;
 /// returns the child (killed when dropped) and the URL. The servers bind port 0 themselves and
 /// announce the port they got, so no port is guessed.
-pub async fn start_node_server(script: &str) -> (Child, String) {
+pub async fn start_fixture_server(script: &str) -> (Child, String) {
     node_module("@modelcontextprotocol/sdk/package.json");
     let mut child = Command::new("node")
         .arg(clients_dir().join(script))
