@@ -132,8 +132,11 @@ async function callTool({ params }, extra) {
       return text(`called with ${JSON.stringify(params.arguments ?? {})}`);
     case "test_reconnection":
       // SEP-1699: close the call's stream after its priming event; the answer waits in the
-      // event store for the client's GET with Last-Event-ID. The SDK offers closeSSEStream only
-      // to clients that can resume (2025-11-25 and later); an older one gets its answer here.
+      // event store for the client's GET with Last-Event-ID. The SDK primes, and offers
+      // closeSSEStream, only when the request's MCP-Protocol-Version is 2025-11-25 or later;
+      // otherwise the answer comes on the call's stream. (The suite's server-sse-polling sends
+      // 2025-03-26 on its call, so it sees no primer and warns, directly and through the
+      // gateway; the TypeScript client, which sends 2025-11-25, resumes: tests/sdk_clients.rs.)
       extra.closeSSEStream?.();
       return text("Reconnection test completed successfully");
     default:
