@@ -158,6 +158,46 @@ async fn typescript_sdk_progress_and_elicitation_round_trip_through_the_gateway(
     progress_and_elicitation_round_trip(Sdk::TypeScript).await;
 }
 
+/// SEP-1699 (2025-11-25) through the gateway: the TypeScript SDK fixture server primes the
+/// stream of a `test_reconnection` call (`id:`, `retry:`, empty `data:`), closes it before the
+/// answer and keeps the answer in its event store. The client must learn the priming event's id
+/// through the gateway, come back with a GET carrying it as `Last-Event-ID`, and get its answer
+/// there; directly first, so the fixture is known to do what the gateway is tested against.
+#[tokio::test]
+async fn typescript_sdk_resumes_a_call_whose_stream_the_upstream_closed_after_priming() {
+    let (_server, url) = common::node::start_fixture_server("conformance_server.mjs").await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    for (target, url) in [
+        ("directly", &harness.upstream_url),
+        ("through the gateway", &harness.url),
+    ] {
+        // The client gives up on the call after 30 s ("Request timed out"); this only bounds a
+        // client that hangs some other way.
+        let seen = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            run_client(Sdk::TypeScript, url, "resume"),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{target}: the TypeScript client hung for 120 s"));
+        assert_eq!(
+            seen["resumed"]["content"][0]["text"], "Reconnection test completed successfully",
+            "{target}: {seen}"
+        );
+        let primer = seen["primedWith"].as_str().unwrap_or_else(|| {
+            panic!("{target}: no event id reached the client, so it could not resume: {seen}")
+        });
+        assert_eq!(
+            seen["resumedWith"],
+            serde_json::json!([primer]),
+            "{target}: one GET resumed the call's stream from its priming event: {seen}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_changes_the_view() {
     use futures::StreamExt;

@@ -1,5 +1,5 @@
 // Drives an MCP server with the official TypeScript SDK client and prints what it saw as JSON.
-// Usage: node ts_client.mjs URL binance|everything
+// Usage: node ts_client.mjs URL binance|everything|resume
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -14,7 +14,17 @@ client.setRequestHandler(ElicitRequestSchema, async (request) => {
   elicitations.push(request.params.message);
   return { action: "accept", content: { name: "Ada Lovelace", check: true } };
 });
-const transport = new StreamableHTTPClientTransport(new URL(url));
+// Every GET that resumes a stream, by the Last-Event-ID it sends.
+const resumes = [];
+const transport = new StreamableHTTPClientTransport(new URL(url), {
+  // A stream closed before its answer is resumed at once (a server's `retry:` overrides these).
+  reconnectionOptions: { initialReconnectionDelay: 20, maxReconnectionDelay: 200, reconnectionDelayGrowFactor: 2, maxRetries: 10 },
+  fetch: (input, init) => {
+    const headers = new Headers(init?.headers);
+    if (init?.method === "GET" && headers.has("last-event-id")) resumes.push(headers.get("last-event-id"));
+    return fetch(input, init);
+  },
+});
 await client.connect(transport);
 
 const out = { server: client.getServerVersion()?.name, sessionIssued: Boolean(transport.sessionId) };
@@ -27,6 +37,16 @@ if (scenario === "binance") {
   out.price = await client.callTool({ name: "get_price", arguments: { symbol: "BTCUSDT" } });
   out.book = await client.callTool({ name: "get_order_book", arguments: { symbol: "ETHUSDT", depth: 5 } });
   out.slow = await client.callTool({ name: "get_all_book_tickers", arguments: {} }, undefined, { onprogress });
+} else if (scenario === "resume") {
+  // conformance_server.mjs's test_reconnection: its stream is primed and closed before the answer.
+  const tokens = [];
+  out.resumed = await client.callTool({ name: "test_reconnection", arguments: {} }, undefined, {
+    onresumptiontoken: (token) => tokens.push(token),
+    // Fails the call with "Request timed out" rather than hanging when no resumption comes.
+    timeout: 30000,
+  });
+  out.primedWith = tokens[0] ?? null;
+  out.resumedWith = resumes;
 } else {
   out.echo = await client.callTool({ name: "echo", arguments: { message: "through the gateway" } });
   out.slow = await client.callTool(
