@@ -178,6 +178,12 @@ async fn modern_upstream() -> (String, Received) {
                         "data": {"supported": [MODERN]}}});
                     return Some((StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response());
                 }
+                // As the Python SDK answers it at 2026-07-28: under 404.
+                Some(method) if message.get("id").is_some() => {
+                    let unknown = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
+                        "code": -32601, "message": format!("Method not found: {method}")}});
+                    return Some((StatusCode::NOT_FOUND, axum::Json(unknown)).into_response());
+                }
                 _ => return None,
             };
             Some(upstream::result(&message, result))
@@ -361,6 +367,12 @@ async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 405);
+    // The upstream's 404 means "method not found" here, not "session gone": the client gets
+    // the error under 200 and its session goes on.
+    let unknown = client.request("prompts/list", json!({})).await;
+    unknown.assert_error(200, -32601, "Method not found");
+    let again = client.call_tool("get_price", json!({})).await;
+    assert_eq!(again.body["result"]["isError"], false, "{}", again.text);
 
     let received = received.lock().unwrap().clone();
     let methods: Vec<&str> = received
@@ -369,7 +381,14 @@ async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
         .collect();
     assert_eq!(
         methods,
-        ["initialize", "server/discover", "tools/list", "tools/call"]
+        [
+            "initialize",
+            "server/discover",
+            "tools/list",
+            "tools/call",
+            "prompts/list",
+            "tools/call"
+        ]
     );
     for (headers, message) in &received[2..] {
         assert_eq!(headers["mcp-protocol-version"], MODERN);

@@ -83,7 +83,8 @@ pub(super) async fn forward(
         gateway.refund(pass);
     }
     if let Ok(Reply::Json { status, .. }) = &reply {
-        if *status == StatusCode::NOT_FOUND {
+        // A 2026-07-28 upstream keeps no session to forget: its 404 is "method not found".
+        if *status == StatusCode::NOT_FOUND && !session.modern_upstream {
             // The upstream forgot the session: so must every replica, so the client starts a
             // new one.
             if let Err(err) = gateway.end_session(session).await {

@@ -51,7 +51,22 @@ pub(super) async fn send(
         protocol_version: Some(modern::VERSION),
         routing: Some(&routing),
     };
-    gateway.upstream.post(body, placement).await
+    let reply = gateway.upstream.post(body, placement).await;
+    match reply {
+        // 2026-07-28 servers answer "method not found" with HTTP 404, which a handshake-era
+        // client reads as "your session is gone" (transports spec 2025-06-18): the JSON-RPC
+        // error is its answer, under 200.
+        Ok(Reply::Json {
+            status: StatusCode::NOT_FOUND,
+            body,
+            session_id,
+        }) if session.version != modern::VERSION && !body.is_empty() => Ok(Reply::Json {
+            status: StatusCode::OK,
+            body,
+            session_id,
+        }),
+        other => other,
+    }
 }
 
 /// The session a 2026-07-28 caller's requests are policed in, in front of a 2026-07-28
