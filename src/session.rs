@@ -42,6 +42,9 @@ pub struct Session {
     pub version: &'static str,
     /// The client address that opened the session (anonymous callers may be counted by it).
     pub address: Option<IpAddr>,
+    /// The upstream speaks MCP 2026-07-28 and keeps no session: each message is sent to it as
+    /// a per-request one (`exchange/per_request.rs`).
+    pub modern_upstream: bool,
     /// Unix seconds after which its token opens no session (sealed in it too).
     expires: u64,
     last_seen_ms: AtomicU64,
@@ -109,6 +112,7 @@ impl Session {
 pub struct Opening {
     pub version: &'static str,
     pub address: Option<IpAddr>,
+    pub modern_upstream: bool,
 }
 
 impl Default for Opening {
@@ -116,6 +120,7 @@ impl Default for Opening {
         Self {
             version: crate::protocol::version::ASSUMED,
             address: None,
+            modern_upstream: false,
         }
     }
 }
@@ -200,6 +205,7 @@ impl SessionStore {
             version: opened.version.to_owned(),
             elicits,
             address: opened.address,
+            modern_upstream: opened.modern_upstream,
             expires: session_token::expiry(SystemTime::now(), self.max_age),
         };
         let token = self.keys.seal(&sealed);
@@ -224,6 +230,7 @@ impl SessionStore {
             elicits: sealed.elicits,
             version,
             address: sealed.address,
+            modern_upstream: sealed.modern_upstream,
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             unanswered: Mutex::default(),

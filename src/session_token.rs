@@ -4,7 +4,8 @@
 //!
 //! A token is `base64url(nonce || ciphertext)`. What is sealed: a random id (the session's name
 //! in audit records, approvals and limits), the agent it belongs to, the upstream's session id,
-//! the negotiated revision, the client's elicitation capability, its address and an expiry.
+//! the negotiated revision, the client's elicitation capability, its address, whether the
+//! upstream speaks 2026-07-28 (the gateway then opened the session itself) and an expiry.
 //! A token that does not open under the current or the previous key, or has expired, is no
 //! session at all (404): tampering, truncation and forgery look the same.
 
@@ -38,6 +39,9 @@ pub struct SealedSession {
     pub elicits: bool,
     #[serde(rename = "ip", default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// The upstream speaks MCP 2026-07-28: the gateway opened this session itself.
+    #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
+    pub modern_upstream: bool,
     /// Unix seconds after which the token opens no session.
     #[serde(rename = "x")]
     pub expires: u64,
@@ -196,6 +200,7 @@ mod tests {
             version: "2025-06-18".into(),
             elicits: true,
             address: None,
+            modern_upstream: false,
             expires: u64::MAX,
         }
     }

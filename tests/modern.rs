@@ -1,9 +1,15 @@
 //! MCP 2026-07-28 at the gateway's edge, bridged to the simulator (which speaks 2025-xx only):
 //! the per-request envelope and routing headers, `server/discover`, results as 2026-07-28
-//! clients read them. The official Python client pinned to 2026-07-28 is in `sdk_clients.rs`.
+//! clients read them; and passed through to a fake upstream that speaks 2026-07-28. The
+//! official Python client pinned to 2026-07-28, and a Python SDK server speaking it, are in
+//! `sdk_clients.rs`.
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use common::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -143,6 +149,262 @@ async fn a_request_without_its_envelope_is_invalid_params() {
         .await;
     answer.assert_error(400, -32602, "params._meta");
     assert!(harness.simulator.received().is_empty());
+}
+
+/// What a fake 2026-07-28 upstream received: each POST's headers and body.
+type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
+
+/// A fake upstream that speaks only 2026-07-28: `server/discover` names it, initialize is
+/// refused (-32022), `tools/list` lists `get_price`, `tools/call` echoes the name it was
+/// called with.
+async fn modern_upstream() -> (String, Received) {
+    let received = Received::default();
+    let seen = received.clone();
+    let url = upstream::FakeUpstream::start_with_headers(move |headers, message| {
+        seen.lock().unwrap().push((headers, message.clone()));
+        async move {
+            let result = match message["method"].as_str() {
+                Some("server/discover") => json!({"supportedVersions": [MODERN],
+                    "capabilities": {"tools": {}}, "resultType": "complete",
+                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-modern", "version": "1"}}}),
+                Some("tools/list") => json!({"tools": [{"name": "get_price",
+                    "inputSchema": {"type": "object"}}], "resultType": "complete",
+                    "ttlMs": 60000, "cacheScope": "public"}),
+                Some("tools/call") => json!({"content": [{"type": "text",
+                    "text": message["params"]["name"]}], "isError": false, "resultType": "complete"}),
+                Some("initialize") => {
+                    let refusal = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
+                        "code": -32022, "message": "Unsupported protocol version",
+                        "data": {"supported": [MODERN]}}});
+                    return Some((StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response());
+                }
+                // As the Python SDK answers it at 2026-07-28: under 404.
+                Some(method) if message.get("id").is_some() => {
+                    let unknown = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
+                        "code": -32601, "message": format!("Method not found: {method}")}});
+                    return Some((StatusCode::NOT_FOUND, axum::Json(unknown)).into_response());
+                }
+                _ => return None,
+            };
+            Some(upstream::result(&message, result))
+        }
+    })
+    .await;
+    (url, received)
+}
+
+/// The headers a 2026-07-28 upstream gets are the gateway's, written from the body it
+/// forwards: a name the agent sent in another (equivalent) encoding arrives in the canonical
+/// one, and headers the gateway did not write (`Mcp-Param-*`, a session) never arrive.
+#[tokio::test]
+async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_body() {
+    let (url, received) = modern_upstream().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let client = harness.client();
+    let mut headers = modern_headers(&client, "tools/call", None);
+    // base64 of "get_price": the same name to the edge's check, not what the gateway writes.
+    headers.insert(
+        "mcp-name",
+        HeaderValue::from_static("=?base64?Z2V0X3ByaWNl?="),
+    );
+    headers.insert("mcp-param-symbol", HeaderValue::from_static("ETHUSDT"));
+    let call = client
+        .post_raw(
+            headers,
+            request(
+                7,
+                "tools/call",
+                json!({"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}),
+            ),
+        )
+        .await;
+    let call = sse_or_json(&call);
+    assert_eq!(call["result"]["content"][0]["text"], "get_price", "{call}");
+    let list = client
+        .post_raw(
+            modern_headers(&client, "tools/list", None),
+            request(8, "tools/list", json!({})),
+        )
+        .await;
+    assert_eq!(
+        list.body["result"]["tools"][0]["name"], "get_price",
+        "{}",
+        list.text
+    );
+    assert_eq!(
+        list.body["result"]["cacheScope"], "private",
+        "filtered per caller"
+    );
+    assert_eq!(list.body["result"]["ttlMs"], 60000);
+
+    let received = received.lock().unwrap().clone();
+    let methods: Vec<&str> = received
+        .iter()
+        .map(|(_, m)| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["server/discover", "tools/call", "tools/list"],
+        "no initialize"
+    );
+    for (headers, message) in &received {
+        assert_eq!(headers["mcp-protocol-version"], MODERN);
+        assert_eq!(headers["mcp-method"], message["method"].as_str().unwrap());
+        assert!(headers.get(SESSION).is_none(), "{headers:?}");
+        assert!(
+            headers
+                .keys()
+                .all(|name| !name.as_str().starts_with("mcp-param-")),
+            "{headers:?}"
+        );
+        assert_eq!(
+            message["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], MODERN,
+            "{message}"
+        );
+    }
+    let (call_headers, call_body) = &received[1];
+    assert_eq!(call_headers["mcp-name"], "get_price");
+    assert_eq!(
+        call_body["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"], "test",
+        "the client's envelope is passed on"
+    );
+    assert!(received[2].0.get("mcp-name").is_none());
+}
+
+/// A header/body mismatch is refused at the edge in front of a 2026-07-28 upstream as well:
+/// nothing more reaches it.
+#[tokio::test]
+async fn a_mismatch_in_front_of_a_2026_07_28_upstream_reaches_nothing() {
+    let (url, received) = modern_upstream().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let client = harness.client();
+    let call = request(
+        1,
+        "tools/call",
+        json!({"name": "get_price", "arguments": {}}),
+    );
+    let first = client
+        .post_raw(
+            modern_headers(&client, "tools/call", Some("get_price")),
+            call.clone(),
+        )
+        .await;
+    assert_eq!(sse_or_json(&first)["result"]["isError"], false);
+    let before = received.lock().unwrap().len();
+    for headers in [
+        modern_headers(&client, "tools/call", Some("get_ticker")),
+        modern_headers(&client, "tools/list", Some("get_price")),
+    ] {
+        let answer = client.post_raw(headers, call.clone()).await;
+        answer.assert_error(400, -32020, "does not match the request body");
+    }
+    assert_eq!(received.lock().unwrap().len(), before);
+}
+
+/// An upstream that refuses initialize but answers `server/discover` at 2026-07-28 is ready.
+#[tokio::test]
+async fn a_2026_07_28_only_upstream_is_ready() {
+    let (url, received) = modern_upstream().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let ready = reqwest::get(format!("{}/readyz", harness.base))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+    let methods: Vec<Value> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m["method"].clone())
+        .collect();
+    assert_eq!(methods, ["initialize", "server/discover"]);
+}
+
+/// A handshake-era client in front of a 2026-07-28-only upstream: initialize is answered by the
+/// gateway from the upstream's `server/discover`, and each request goes as a 2026-07-28 one with
+/// the gateway's envelope; notifications stay here, and GET has no stream to offer.
+#[tokio::test]
+async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
+    let (url, received) = modern_upstream().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let mut client = harness.client();
+    let opened = client.initialize().await;
+    assert_eq!(opened["result"]["protocolVersion"], VERSION, "{opened}");
+    assert_eq!(
+        opened["result"]["serverInfo"]["name"], "fake-modern",
+        "{opened}"
+    );
+    assert_eq!(client.tool_names().await, ["get_price"]);
+    let call = client
+        .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
+        .await;
+    assert_eq!(
+        call.body["result"]["content"][0]["text"], "get_price",
+        "{}",
+        call.text
+    );
+    let stream = client
+        .http
+        .get(&harness.url)
+        .headers(client.headers())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 405);
+    // The upstream's 404 means "method not found" here, not "session gone": the client gets
+    // the error under 200 and its session goes on.
+    let unknown = client.request("prompts/list", json!({})).await;
+    unknown.assert_error(200, -32601, "Method not found");
+    let again = client.call_tool("get_price", json!({})).await;
+    assert_eq!(again.body["result"]["isError"], false, "{}", again.text);
+
+    let received = received.lock().unwrap().clone();
+    let methods: Vec<&str> = received
+        .iter()
+        .map(|(_, m)| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "server/discover",
+            "tools/list",
+            "tools/call",
+            "prompts/list",
+            "tools/call"
+        ]
+    );
+    for (headers, message) in &received[2..] {
+        assert_eq!(headers["mcp-protocol-version"], MODERN);
+        assert_eq!(headers["mcp-method"], message["method"].as_str().unwrap());
+        assert!(headers.get(SESSION).is_none());
+        let meta = &message["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"], MODERN,
+            "{message}"
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientInfo"]["name"], "mcpgate",
+            "{message}"
+        );
+    }
+    assert_eq!(received[3].0["mcp-name"], "get_price");
 }
 
 /// The one JSON-RPC answer in a JSON or SSE body.

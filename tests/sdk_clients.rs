@@ -354,6 +354,187 @@ async fn python_sdk_pinned_to_2026_07_28_is_bridged_to_a_2025_upstream() {
     assert_eq!(harness.simulator.tool_calls("get_price"), 1);
 }
 
+/// tests/clients/modern_server.py: a Python SDK server speaking MCP 2026-07-28 (and the
+/// handshake too, unless `modern_only`). Returns once it listens, with its MCP URL.
+async fn start_modern_fixture(modern_only: bool) -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let dir = clients_dir();
+    let mut command = Command::new(dir.join(".venv/bin/python"));
+    command.arg(dir.join("modern_server.py"));
+    if modern_only {
+        command.arg("--modern-only");
+    }
+    let mut child = command
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the fixture starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("the fixture says where it listens");
+    let url = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a listening line: {line}"))
+        .to_owned();
+    (child, url)
+}
+
+/// What reached the fixture: one entry per POST (`modern_server.py` says which fields).
+async fn fixture_received(url: &str) -> Vec<Value> {
+    let received = url.replace("/mcp", "/received");
+    reqwest::get(&received).await.unwrap().json().await.unwrap()
+}
+
+/// The policy both fixture tests run under: `delete_everything` denied, `launch` put to the user.
+const FIXTURE_POLICY: &str = r#"{"version": "1", "default": "deny", "tools": {
+    "echo": {"action": "allow"},
+    "ask_name": {"action": "allow"},
+    "delete_everything": {"action": "deny", "reason": "destroys data"},
+    "launch": {"action": "approval", "reason": "launches things", "via": "elicitation"}}}"#;
+
+/// The Python client pinned to 2026-07-28 in front of a Python SDK server that speaks it: the
+/// gateway passes requests through as 2026-07-28 ones (no upstream session; the client's
+/// envelope kept; `Mcp-Method`/`Mcp-Name` on every request, matching what was sent). Policy,
+/// the approval round and the upstream's own input-required round all work as with a bridged
+/// upstream.
+#[tokio::test]
+async fn python_sdk_pinned_to_2026_07_28_is_passed_through_to_a_2026_07_28_upstream() {
+    let (_server, url) = start_modern_fixture(false).await;
+    let harness = start_with(Setup {
+        policy: FIXTURE_POLICY.into(),
+        upstream: Some(url.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "modern-fixture").await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(
+        seen["discover"]["supportedVersions"],
+        serde_json::json!(["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["discover"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "modern-fixture"
+    );
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["ask_name", "echo", "launch"]),
+        "{seen}"
+    );
+    assert_eq!(seen["echo"]["content"][0]["text"], "through the gateway");
+    assert_eq!(seen["echo"]["resultType"], "complete", "{seen}");
+    assert_eq!(seen["denied"]["isError"], true, "{seen}");
+    assert!(
+        seen["denied"].to_string().contains("destroys data"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["approved"]["content"][0]["text"], "launched the moon",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["asked"]["content"][0]["text"], "Hello, Ada Lovelace",
+        "{seen}"
+    );
+    let asked = seen["elicitations"].as_array().unwrap();
+    assert_eq!(
+        asked.len(),
+        2,
+        "the gateway's question, then the tool's: {seen}"
+    );
+    assert!(asked[0].as_str().unwrap().contains("launch"), "{seen}");
+    assert_eq!(asked[1], "What is your name?");
+
+    let received = fixture_received(&url).await;
+    for request in &received {
+        assert_eq!(request["version"], "2026-07-28", "{request}");
+        assert_eq!(request["envelope"], "2026-07-28", "{request}");
+        assert_eq!(
+            request["session"],
+            Value::Null,
+            "no upstream session: {request}"
+        );
+        assert_eq!(request["mcp-method"], request["method"], "{request}");
+        assert_eq!(request["mcp-name"], request["name"], "{request}");
+    }
+    let calls = |name: &str| {
+        received
+            .iter()
+            .filter(|r| r["method"] == "tools/call" && r["name"] == name)
+            .collect::<Vec<_>>()
+    };
+    assert!(calls("delete_everything").is_empty(), "{received:?}");
+    assert_eq!(calls("launch").len(), 1, "{received:?}");
+    let ask = calls("ask_name");
+    assert_eq!(ask.len(), 2, "asked, then answered: {received:?}");
+    assert_eq!(ask[1]["inputResponses"], true, "{received:?}");
+    assert!(received.iter().all(|r| r["method"] != "initialize"));
+}
+
+/// A client pinned to the handshake in front of an upstream that speaks only 2026-07-28: the
+/// gateway answers initialize from the upstream's `server/discover`, keeps the session itself,
+/// and sends each request as a 2026-07-28 one with an envelope of its own.
+#[tokio::test]
+async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstream() {
+    let (_server, url) = start_modern_fixture(true).await;
+    let harness = start_with(Setup {
+        policy: FIXTURE_POLICY.into(),
+        upstream: Some(url.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "legacy-fixture").await;
+    assert_eq!(seen["protocol"], "2025-11-25", "{seen}");
+    assert_eq!(
+        seen["tools"],
+        serde_json::json!(["ask_name", "echo", "launch"]),
+        "{seen}"
+    );
+    assert_eq!(seen["echo"]["content"][0]["text"], "through the gateway");
+    assert_eq!(seen["denied"]["isError"], true, "{seen}");
+    assert!(
+        seen["denied"].to_string().contains("destroys data"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["approved"]["content"][0]["text"], "launched the moon",
+        "{seen}"
+    );
+    // The gateway asks no handshake-era client for an upstream's input: the tool says what
+    // it lacked.
+    assert_eq!(seen["asked"]["error"], -32021, "{seen}");
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+
+    let received = fixture_received(&url).await;
+    let (refused, sent): (Vec<_>, Vec<_>) =
+        received.iter().partition(|r| r["version"] != "2026-07-28");
+    assert_eq!(
+        refused.len(),
+        1,
+        "only the client's initialize was tried: {refused:?}"
+    );
+    assert_eq!(refused[0]["method"], "initialize");
+    for request in &sent {
+        assert_eq!(request["envelope"], "2026-07-28", "{request}");
+        assert_eq!(request["mcp-method"], request["method"], "{request}");
+        assert_eq!(request["mcp-name"], request["name"], "{request}");
+    }
+    assert!(
+        sent.iter().all(|r| r["name"] != "delete_everything"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .all(|r| !r["method"].as_str().unwrap().starts_with("notifications/")),
+        "notifications stay at the gateway: {sent:?}"
+    );
+}
+
 /// Rules the model can see: the Binance policy's `depth` ≤ 100 reaches the SDK's parsed tool
 /// list inside `get_order_book`'s inputSchema, and its rate limit is in the description.
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! MCP 2026-07-28 clients, bridged to a handshake-era upstream.
+//! MCP 2026-07-28 clients, bridged to a handshake-era upstream (or, when the upstream speaks
+//! 2026-07-28 too, passed through to it: `per_request.rs`).
 //!
 //! A 2026-07-28 client opens no session: each request carries its envelope in `_meta`. The
 //! upstream here speaks 2025-xx and wants one, so the gateway keeps an upstream session per
@@ -18,12 +19,12 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{held, ExchangeError, Messages, Outcome};
+use super::{held, per_request, ExchangeError, Messages, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
 use crate::session::{BridgeCaller, BridgedSession, Opening, Session};
-use crate::upstream::{await_answer, Placement, Reply, UpstreamError};
+use crate::upstream::{await_answer, Placement, Reply, Revision, UpstreamError};
 
 /// One 2026-07-28 request from `agent`, whose envelope the edge has checked.
 pub async fn modern(
@@ -34,7 +35,17 @@ pub async fn modern(
     message: Message,
 ) -> Outcome {
     let caller = (agent.clone(), address.filter(|_| agent.is_none()));
-    let (session, server) = match bridged_session(gateway, caller, address).await {
+    let opened = match gateway.upstream.revision().await {
+        Ok(Revision::PerRequest(upstream)) => {
+            per_request::caller_session(gateway, caller, address, &upstream)
+                .map(|session| (session, per_request::discovered(&upstream)))
+        }
+        Ok(Revision::Handshake) => bridged_session(gateway, caller, address)
+            .await
+            .map(|(session, server)| (session, discovered(&server))),
+        Err(err) => Err(err.into()),
+    };
+    let (session, discover) = match opened {
         Ok(opened) => opened,
         Err(err) => return Outcome::Failed(err),
     };
@@ -42,9 +53,11 @@ pub async fn modern(
     let id = message.id().cloned();
     if method == modern::SERVER_DISCOVER {
         gateway.record_lifecycle(&session, &message);
-        return answered(json!({"jsonrpc": "2.0", "id": id, "result": discovered(&server)}));
+        return answered(json!({"jsonrpc": "2.0", "id": id, "result": discover}));
     }
-    let (message, round) = match take_round(message) {
+    // A 2026-07-28 upstream keeps its own rounds (its `requestState`); only the gateway's are
+    // taken off. A handshake-era one knows no rounds at all.
+    let (message, round) = match take_round(message, session.modern_upstream) {
         Ok(taken) => taken,
         Err(outcome) => return outcome,
     };
@@ -68,7 +81,9 @@ async fn bridged_session(
     let known = gateway.bridge.by_caller.get(&caller).map(|b| b.clone());
     if let Some(bridged) = known {
         if let Some(session) = gateway.sessions.get(&bridged.session) {
-            return Ok((session, bridged.server));
+            if !session.modern_upstream {
+                return Ok((session, bridged.server));
+            }
         }
     }
     let max_sessions = gateway.config.limits.max_sessions;
@@ -97,6 +112,7 @@ async fn bridged_session(
     let placement = Placement {
         session_id: upstream_id.as_ref(),
         protocol_version: Some(negotiated),
+        routing: None,
     };
     gateway
         .upstream
@@ -105,6 +121,7 @@ async fn bridged_session(
     let opening = Opening {
         version: negotiated,
         address,
+        modern_upstream: false,
     };
     let session = gateway
         .sessions
@@ -131,6 +148,7 @@ async fn ask(
     let placement = Placement {
         session_id,
         protocol_version: Some(version),
+        routing: None,
     };
     let within = gateway.config.limits.upstream_timeout;
     let (text, session_id) = match gateway
@@ -185,15 +203,26 @@ fn discovered(server: &Value) -> Value {
 }
 
 /// The answer to a repeated request (`inputResponses`, `requestState`) taken off it: a
-/// handshake-era upstream knows neither, and an approval covers the call without them.
+/// handshake-era upstream knows neither, and an approval covers the call without them. With
+/// `only_the_gateways`, a round the upstream started is left on the request for it.
 #[allow(clippy::result_large_err)]
-fn take_round(message: Message) -> Result<(Message, Option<(String, Value)>), Outcome> {
+fn take_round(
+    message: Message,
+    only_the_gateways: bool,
+) -> Result<(Message, Option<(String, Value)>), Outcome> {
     let Some(mut params) = message.params() else {
         return Ok((message, None));
     };
     let Some(fields) = params.as_object_mut() else {
         return Ok((message, None));
     };
+    let the_gateways = fields
+        .get("requestState")
+        .and_then(Value::as_str)
+        .is_some_and(held::is_own_round);
+    if only_the_gateways && !the_gateways {
+        return Ok((message, None));
+    }
     let (responses, state) = (
         fields.remove("inputResponses"),
         fields.remove("requestState"),

@@ -48,12 +48,17 @@ pub(super) async fn forward(
     pass: Pass,
     started: Instant,
 ) -> Result<Reply, UpstreamError> {
-    let placement = Placement {
-        session_id: session.upstream_id.as_ref(),
-        protocol_version: Some(version),
-    };
     let sent = Instant::now();
-    let reply = gateway.upstream.post(message.to_bytes(), placement).await;
+    let reply = if session.modern_upstream {
+        super::per_request::send(gateway, session, message).await
+    } else {
+        let placement = Placement {
+            session_id: session.upstream_id.as_ref(),
+            protocol_version: Some(version),
+            routing: None,
+        };
+        gateway.upstream.post(message.to_bytes(), placement).await
+    };
     observe_upstream(gateway, message, sent, &reply);
     let (status, decision) = match &reply {
         Ok(Reply::Json { status, .. } | Reply::Accepted { status }) => {
@@ -78,7 +83,8 @@ pub(super) async fn forward(
         gateway.refund(pass);
     }
     if let Ok(Reply::Json { status, .. }) = &reply {
-        if *status == StatusCode::NOT_FOUND {
+        // A 2026-07-28 upstream keeps no session to forget: its 404 is "method not found".
+        if *status == StatusCode::NOT_FOUND && !session.modern_upstream {
             // The upstream forgot the session: so must every replica, so the client starts a
             // new one.
             if let Err(err) = gateway.end_session(session).await {

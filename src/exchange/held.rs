@@ -449,6 +449,11 @@ fn elicitation_request(approval: &Approval) -> Value {
     })
 }
 
+/// Is this `requestState` one of the gateway's own approval rounds (2026-07-28)?
+pub(super) fn is_own_round(state: &str) -> bool {
+    state.starts_with(ELICITATION_PREFIX)
+}
+
 pub(super) fn is_elicitation_answer(message: &Message) -> bool {
     message.kind == Kind::Response
         && message

@@ -9,6 +9,7 @@ mod answers;
 mod bridge;
 mod forward;
 mod held;
+mod per_request;
 mod pins;
 mod results;
 mod session;

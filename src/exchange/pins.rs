@@ -88,6 +88,7 @@ async fn list_and_check(gateway: &Gateway, session: &Session) {
             let placement = Placement {
                 session_id: session.upstream_id.as_ref(),
                 protocol_version: Some(session.version),
+                routing: None,
             };
             let body = serde_json::to_vec(&request).expect("a JSON value serialises");
             let within = gateway.config.limits.upstream_timeout;

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use super::answers::{messages, Answers};
 use super::forward::{observe_upstream, relay};
-use super::{ExchangeError, Messages, Outcome};
+use super::{per_request, ExchangeError, Messages, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::{method, version, Message, SseEvent};
 use crate::session::{Opening, Session};
-use crate::upstream::{Placement, Reply, UpstreamError};
+use crate::upstream::{Placement, Reply, Revision, UpstreamError};
 
 /// What initialize came to, and the session it opened when the upstream accepted it.
 pub struct Opened {
@@ -42,6 +42,7 @@ pub async fn initialize(
     let placement = Placement {
         session_id: None,
         protocol_version: Some(version),
+        routing: None,
     };
     let sent = std::time::Instant::now();
     let mut reply = gateway.upstream.post(message.to_bytes(), placement).await;
@@ -50,6 +51,13 @@ pub async fn initialize(
         reply = Err(gateway.upstream.endpoint_not_found());
     }
     observe_upstream(gateway, &message, sent, &reply);
+    if per_request::refused_initialize(&reply) {
+        // Perhaps an upstream that dropped the handshake (2026-07-28 only): then the gateway
+        // opens the session itself and speaks 2026-07-28 upstream for it.
+        if let Ok(Revision::PerRequest(discovered)) = gateway.upstream.rediscover().await {
+            return per_request::open_here(gateway, agent, address, &message, &discovered);
+        }
+    }
     let upstream_id = match &reply {
         Ok(Reply::Json {
             status, session_id, ..
@@ -69,6 +77,7 @@ pub async fn initialize(
     let opening = Opening {
         version: negotiated(&message, &reply),
         address,
+        modern_upstream: false,
     };
     let session =
         match gateway
@@ -132,9 +141,15 @@ pub async fn open_stream(
     version: &str,
     last_event_id: Option<&HeaderValue>,
 ) -> Result<Messages, StreamRefused> {
+    if session.modern_upstream {
+        // A 2026-07-28 upstream has no server-to-client stream to relay (transports spec:
+        // `subscriptions/listen` replaces it).
+        return Err(StreamRefused::NotOffered);
+    }
     let placement = Placement {
         session_id: session.upstream_id.as_ref(),
         protocol_version: Some(version),
+        routing: None,
     };
     let opened = gateway.upstream.open_stream(placement, last_event_id).await;
     let events = match opened {
@@ -193,6 +208,7 @@ pub async fn end_session(
     let placement = Placement {
         session_id: session.upstream_id.as_ref(),
         protocol_version: Some(version),
+        routing: None,
     };
     if let Err(err) = gateway.upstream.end_session(placement).await {
         tracing::warn!(error = %err, "could not end the upstream session");

@@ -375,6 +375,7 @@ impl Gateway {
             let placement = Placement {
                 session_id: session.upstream_id.as_ref(),
                 protocol_version: None,
+                routing: None,
             };
             if let Err(err) = self.upstream.end_session(placement).await {
                 tracing::debug!(error = %err, "could not end an idle upstream session");

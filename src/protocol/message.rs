@@ -143,6 +143,61 @@ impl Message {
         member(&self.others, "result").map(parse_checked)
     }
 
+    /// This message with `entries` set in `params._meta` (what else `_meta` held is kept, and
+    /// `params` made if there were none): how the gateway writes the 2026-07-28 envelope into
+    /// a handshake-era client's request. What policy read is unchanged.
+    pub fn with_meta(&self, entries: serde_json::Map<String, Value>) -> Message {
+        let merged = |meta: Option<&RawValue>| {
+            let mut meta = match meta.map(parse_checked) {
+                Some(Value::Object(meta)) => meta,
+                _ => serde_json::Map::new(),
+            };
+            meta.extend(entries);
+            RawValue::from_string(Value::Object(meta).to_string())
+                .expect("a JSON value serialises to JSON text")
+        };
+        let params = match &self.params {
+            Some(Params::ToolCall {
+                name,
+                arguments,
+                others,
+            }) => {
+                let mut others = others.clone();
+                let meta = merged(member(&others, "_meta"));
+                others.retain(|(key, _)| key != "_meta");
+                others.push(("_meta".into(), meta));
+                Params::ToolCall {
+                    name: name.clone(),
+                    arguments: arguments.clone(),
+                    others,
+                }
+            }
+            other => {
+                // Checked text without duplicate keys: read back as members, in their order.
+                let mut members: Members = match other {
+                    Some(Params::Other(raw)) => object_members(raw),
+                    _ => Vec::new(),
+                };
+                let meta = merged(member(&members, "_meta"));
+                members.retain(|(key, _)| key != "_meta");
+                members.push(("_meta".into(), meta));
+                let mut text = Vec::new();
+                write_members(&mut text, &members);
+                text[0] = b'{';
+                text.push(b'}');
+                let text = String::from_utf8(text).expect("JSON text is UTF-8");
+                Params::Other(RawValue::from_string(text).expect("members make an object"))
+            }
+        };
+        Message {
+            kind: self.kind,
+            id: self.id.clone(),
+            method: self.method.clone(),
+            params: Some(params),
+            others: self.others.clone(),
+        }
+    }
+
     /// The message as the upstream reads it.
     pub fn to_bytes(&self) -> bytes::Bytes {
         let mut out = Vec::with_capacity(128);
@@ -190,6 +245,36 @@ pub(super) fn member<'a>(members: &'a Members, key: &str) -> Option<&'a RawValue
         .iter()
         .find(|(name, _)| name == key)
         .map(|(_, raw)| &**raw)
+}
+
+/// The members of a checked JSON object's text, in order, each as its text.
+fn object_members(raw: &RawValue) -> Members {
+    struct Ordered(Members);
+    impl<'de> serde::Deserialize<'de> for Ordered {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Members;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Members, A::Error> {
+                    let mut members = Vec::new();
+                    while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                        members.push(entry);
+                    }
+                    Ok(members)
+                }
+            }
+            deserializer.deserialize_map(Visit).map(Ordered)
+        }
+    }
+    serde_json::from_str::<Ordered>(raw.get())
+        .map(|ordered| ordered.0)
+        .unwrap_or_default()
 }
 
 /// Text from a checked body parses; `Null` stands in only if that ever stopped being true.

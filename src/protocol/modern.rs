@@ -6,10 +6,10 @@
 //! reference the 2026-07-28 clients and servers here are tested with.
 
 use base64::Engine;
-use http::{HeaderMap, HeaderName};
-use serde_json::{Map, Value};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Map, Value};
 
-use super::method;
+use super::{method, Message};
 
 /// The per-request revision spoken here (`mcp_types.version.MODERN_PROTOCOL_VERSIONS`).
 pub const VERSION: &str = "2026-07-28";
@@ -35,6 +35,9 @@ pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 /// fulfil `inputRequests` and retry the request with `inputResponses` and `requestState`.
 pub const RESULT_COMPLETE: &str = "complete";
 pub const RESULT_INPUT_REQUIRED: &str = "input_required";
+
+/// The key in `-32022`'s `data` that lists the revisions a server speaks, and `server/discover`'s.
+pub const SUPPORTED_VERSIONS: &str = "supportedVersions";
 
 /// Methods whose params name what they act on, mirrored as `Mcp-Name`.
 pub fn name_key(method: &str) -> Option<&'static str> {
@@ -190,6 +193,74 @@ fn check_headers(
     Ok(())
 }
 
+/// The routing headers of a request the gateway sends to a 2026-07-28 upstream, written from the
+/// message it sends (the one policy evaluated), never copied from what the agent sent.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// `None` when the method is not header text: the upstream then refuses the request as a
+    /// header mismatch, which is relayed.
+    pub method: Option<HeaderValue>,
+    pub name: Option<HeaderValue>,
+}
+
+impl Routing {
+    pub fn of(message: &Message) -> Self {
+        let method = message.method().unwrap_or_default();
+        let name = name_key(method).and_then(|key| match message.tool_name() {
+            Some(tool) if key == "name" => Some(tool.to_owned()),
+            _ => message
+                .params()
+                .and_then(|p| p.get(key).and_then(Value::as_str).map(str::to_owned)),
+        });
+        Self {
+            method: HeaderValue::from_str(method).ok(),
+            name: name.and_then(|name| HeaderValue::from_str(&encode_header_value(&name)).ok()),
+        }
+    }
+}
+
+/// `inbound.py::encode_header_value`: printable ASCII without edge whitespace goes as it is;
+/// anything else (or text that looks like the sentinel) as `=?base64?…?=`.
+pub fn encode_header_value(value: &str) -> String {
+    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && value.trim() == value
+        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    if plain {
+        return value.to_owned();
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    format!("=?base64?{}?=", engine.encode(value))
+}
+
+/// The per-request envelope the gateway writes into `params._meta` when it speaks 2026-07-28
+/// for a handshake-era client: the revision, and the capabilities and info it stands for.
+pub fn envelope_meta(capabilities: Value, client_info: Value) -> Map<String, Value> {
+    let mut meta = Map::new();
+    meta.insert(PROTOCOL_VERSION_META.into(), VERSION.into());
+    meta.insert(CLIENT_CAPABILITIES_META.into(), capabilities);
+    meta.insert(CLIENT_INFO_META.into(), client_info);
+    meta
+}
+
+/// A request the gateway sends on its own to a 2026-07-28 server.
+pub fn own_request(id: &str, method: &str, params: Value) -> Value {
+    let mut params = match params {
+        Value::Object(params) => params,
+        _ => Map::new(),
+    };
+    let info = json!({"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")});
+    params.insert("_meta".into(), envelope_meta(json!({}), info).into());
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// Does a `server/discover` result say the server speaks the per-request revision?
+pub fn speaks_modern(discovered: &Value) -> bool {
+    discovered
+        .get(SUPPORTED_VERSIONS)
+        .and_then(Value::as_array)
+        .is_some_and(|versions| versions.iter().any(|v| v == VERSION))
+}
+
 /// `Mcp-Name` and `Mcp-Param-*` values that would not survive as header text are sent as
 /// `=?base64?…?=` (`inbound.py::encode_header_value`). A malformed or non-canonical sentinel
 /// decodes to nothing, so it never matches a body value by accident.
@@ -208,19 +279,17 @@ pub fn decode_header_value(value: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
-/// A handshake-era result as a 2026-07-28 client reads it: `resultType` (servers of this
-/// revision MUST send it), and the caching directives on lists (`ttlMs` 0, immediately stale,
-/// and `cacheScope` private: what the gateway relays is shaped by the caller's policy, so no
-/// shared cache may serve it to another caller). What the upstream already set is kept.
+/// A result as a 2026-07-28 client reads it: `resultType` (servers of this revision MUST send
+/// it), and the caching directives on lists: `ttlMs` 0 (immediately stale) unless a 2026-07-28
+/// upstream set its own, and `cacheScope` private whatever it said, since what the gateway
+/// relays is shaped by the caller's policy and no shared cache may serve it to another caller.
 pub fn complete_result(result: &mut Map<String, Value>, method: &str) {
     result
         .entry("resultType")
         .or_insert_with(|| RESULT_COMPLETE.into());
     if is_cacheable(method) {
         result.entry("ttlMs").or_insert_with(|| 0.into());
-        result
-            .entry("cacheScope")
-            .or_insert_with(|| "private".into());
+        result.insert("cacheScope".into(), "private".into());
     }
 }
 
@@ -343,5 +412,47 @@ mod tests {
             .clone();
         complete_result(&mut call, "tools/call");
         assert_eq!(call["resultType"], "input_required");
+        let mut shared = json!({"tools": [], "ttlMs": 5000, "cacheScope": "public"})
+            .as_object()
+            .unwrap()
+            .clone();
+        complete_result(&mut shared, "tools/list");
+        assert_eq!(shared["ttlMs"], 5000);
+        assert_eq!(shared["cacheScope"], "private");
+    }
+
+    #[test]
+    fn header_values_are_encoded_only_when_they_would_not_survive() {
+        assert_eq!(encode_header_value("get_price"), "get_price");
+        for odd in ["élan", " padded", "=?base64?abc?=", "tab\there"] {
+            let encoded = encode_header_value(odd);
+            assert!(encoded.starts_with("=?base64?"), "{odd:?}");
+            assert_eq!(decode_header_value(&encoded).as_deref(), Some(odd));
+        }
+    }
+
+    #[test]
+    fn routing_headers_are_written_from_the_message() {
+        let message = |text: &str| match crate::protocol::parse_body(text.as_bytes()) {
+            Ok(crate::protocol::Body::Single(message)) => message,
+            _ => panic!("{text}"),
+        };
+        let call = Routing::of(&message(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"héllo"}}"#,
+        ));
+        assert_eq!(call.method.unwrap(), "tools/call");
+        let name = call.name.unwrap();
+        assert_eq!(
+            decode_header_value(name.to_str().unwrap()).as_deref(),
+            Some("héllo")
+        );
+        let read = Routing::of(&message(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#,
+        ));
+        assert_eq!(read.name.unwrap(), "file:///a");
+        let list = Routing::of(&message(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ));
+        assert!(list.name.is_none());
     }
 }

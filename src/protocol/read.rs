@@ -380,6 +380,7 @@ impl<'de> Visitor<'de> for ToolCallParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn single(text: &str) -> Result<Message, MessageError> {
         match parse_body(text.as_bytes())? {
@@ -474,6 +475,34 @@ mod tests {
         let forwarded: Value = serde_json::from_slice(&message.to_bytes()).unwrap();
         let sent: Value = serde_json::from_str(text).unwrap();
         assert_eq!(forwarded, sent);
+    }
+
+    #[test]
+    fn an_envelope_is_written_into_meta_and_nothing_else_changes() {
+        let entries = |v: Value| v.as_object().unwrap().clone();
+        let call = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"n":12345678901234567890123},"_meta":{"progressToken":7}}}"#).unwrap();
+        let sent: Value =
+            serde_json::from_slice(&call.with_meta(entries(json!({"k": "v"}))).to_bytes()).unwrap();
+        assert_eq!(
+            sent["params"]["_meta"],
+            json!({"progressToken": 7, "k": "v"})
+        );
+        assert_eq!(sent["params"]["name"], "t");
+        let original: Value = serde_json::from_slice(&call.to_bytes()).unwrap();
+        assert_eq!(sent["params"]["arguments"], original["params"]["arguments"]);
+        let list =
+            single(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"c"}}"#)
+                .unwrap();
+        let sent: Value =
+            serde_json::from_slice(&list.with_meta(entries(json!({"k": 1}))).to_bytes()).unwrap();
+        assert_eq!(sent["params"], json!({"cursor": "c", "_meta": {"k": 1}}));
+        let bare = single(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).unwrap();
+        let sent: Value =
+            serde_json::from_slice(&bare.with_meta(entries(json!({"k": 1}))).to_bytes()).unwrap();
+        assert_eq!(
+            sent,
+            json!({"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {"_meta": {"k": 1}}})
+        );
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn redacted(url: &reqwest::Url) -> String {
 
 /// Headers the gateway writes itself on every upstream request: configured ones must not
 /// replace them (a fixed `Mcp-Session-Id` would put every agent in one upstream session).
-const RESERVED: [HeaderName; 8] = [
+const RESERVED: [HeaderName; 10] = [
     header::HOST,
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
@@ -37,6 +37,8 @@ const RESERVED: [HeaderName; 8] = [
     SESSION_ID,
     PROTOCOL_VERSION,
     LAST_EVENT_ID,
+    crate::protocol::modern::METHOD_HEADER,
+    crate::protocol::modern::NAME_HEADER,
 ];
 
 /// Reads `--upstream-header` specs, `NAME: VALUE` or `NAME: env:VARIABLE` (the value read from

@@ -5,6 +5,7 @@
 
 mod access;
 mod probe;
+mod revision;
 pub mod sse;
 mod stdio;
 
@@ -26,9 +27,11 @@ use tokio::time::Instant;
 
 pub use access::{headers as upstream_headers, redacted};
 pub use probe::await_answer;
+pub use revision::Revision;
 pub use stdio::{StdioUpstream, UpstreamCommand};
 
 use crate::protocol::headers::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID};
+use crate::protocol::modern::{Routing, METHOD_HEADER, NAME_HEADER};
 use crate::protocol::{MessageError, SseEvent};
 
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, UpstreamError>> + Send>>;
@@ -82,6 +85,19 @@ pub enum UpstreamError {
 impl UpstreamError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. } | Self::StreamTimeout { .. })
+    }
+
+    /// The upstream was not heard (unreachable, silent, cut off): the failure says nothing of
+    /// what it would have answered.
+    pub fn is_unheard(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. }
+                | Self::Timeout { .. }
+                | Self::StreamTimeout { .. }
+                | Self::AnswerBroken(_)
+                | Self::StreamBroken(_)
+        )
     }
 
     /// The failure's kind, for metrics and logs: one word per variant.
@@ -150,6 +166,8 @@ pub struct HttpUpstream {
     /// The URL without its credentials or query, for logs and error messages.
     shown: String,
     config: UpstreamConfig,
+    /// Which revision it speaks, once asked (`revision.rs`).
+    revision: revision::Remembered,
 }
 
 /// The request-scoped headers the upstream needs to place a message.
@@ -157,6 +175,8 @@ pub struct HttpUpstream {
 pub struct Placement<'a> {
     pub session_id: Option<&'a HeaderValue>,
     pub protocol_version: Option<&'a str>,
+    /// A 2026-07-28 request's `Mcp-Method` and `Mcp-Name`, written from the message sent.
+    pub routing: Option<&'a Routing>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +305,7 @@ impl HttpUpstream {
             host,
             shown,
             config,
+            revision: revision::Remembered::default(),
         })
     }
 
@@ -312,6 +333,16 @@ impl HttpUpstream {
             .and_then(|v| HeaderValue::from_str(v).ok())
         {
             headers.insert(PROTOCOL_VERSION, version);
+        }
+        if let Some(routing) = placement.routing {
+            for (name, value) in [
+                (METHOD_HEADER, &routing.method),
+                (NAME_HEADER, &routing.name),
+            ] {
+                if let Some(value) = value {
+                    headers.insert(name, value.clone());
+                }
+            }
         }
         for (name, value) in &self.config.headers {
             headers.append(name.clone(), value.clone());

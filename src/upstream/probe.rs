@@ -31,7 +31,8 @@ pub async fn await_answer<E: From<UpstreamError>>(
 
 impl Upstream {
     /// Does the upstream answer MCP? An initialize whose answer parses as an initialize result,
-    /// then a DELETE of the session it opened: readiness, not the health of its tools. An HTTP
+    /// then a DELETE of the session it opened, or, when initialize is refused, a
+    /// `server/discover` naming 2026-07-28: readiness, not the health of its tools. An HTTP
     /// answer that is not MCP (a 404 for a URL without its /mcp path, a web page) fails.
     pub async fn check_mcp(&self, within: Duration) -> Result<(), UpstreamError> {
         let check = async {
@@ -41,26 +42,46 @@ impl Upstream {
             let first = Placement {
                 session_id: None,
                 protocol_version: Some(version::LATEST),
+                routing: None,
             };
-            let (answer, session_id) = self.ask(&init, first).await?;
+            let (answer, session_id) = match self.ask(&init, first).await {
+                Ok(asked) => asked,
+                Err(err) => return self.speaks_modern_instead(err).await,
+            };
             if session_id.is_some() {
                 let placement = Placement {
                     session_id: session_id.as_ref(),
                     protocol_version: Some(version::LATEST),
+                    routing: None,
                 };
                 let _ = self.end_session(placement).await;
             }
             match answer.pointer("/result/protocolVersion") {
                 Some(Value::String(_)) => Ok(()),
-                _ => Err(UpstreamError::Refused {
-                    method: method::INITIALIZE,
-                    error: answer.to_string().chars().take(200).collect(),
-                }),
+                _ => {
+                    let refused = UpstreamError::Refused {
+                        method: method::INITIALIZE,
+                        error: answer.to_string().chars().take(200).collect(),
+                    };
+                    self.speaks_modern_instead(refused).await
+                }
             }
         };
         tokio::time::timeout(within, check)
             .await
             .unwrap_or(Err(UpstreamError::StreamTimeout { timeout: within }))
+    }
+
+    /// Initialize was refused: ready all the same if the upstream answers MCP 2026-07-28's
+    /// `server/discover` (it dropped the handshake); else initialize's failure.
+    async fn speaks_modern_instead(&self, refused: UpstreamError) -> Result<(), UpstreamError> {
+        if refused.is_unheard() {
+            return Err(refused);
+        }
+        match self.rediscover().await {
+            Ok(super::Revision::PerRequest(_)) => Ok(()),
+            _ => Err(refused),
+        }
     }
 
     /// The names of every tool the upstream lists, all pages, in a session of the gateway's own.
@@ -81,6 +102,7 @@ impl Upstream {
         let first = Placement {
             session_id: None,
             protocol_version: Some(version::LATEST),
+            routing: None,
         };
         let (answer, session_id) = self.ask(&init, first).await?;
         if let Some(error) = answer.get("error") {
@@ -92,6 +114,7 @@ impl Upstream {
         let placement = Placement {
             session_id: session_id.as_ref(),
             protocol_version: Some(version::LATEST),
+            routing: None,
         };
         let initialized = json!({"jsonrpc": "2.0", "method": method::INITIALIZED});
         self.post(
@@ -130,7 +153,7 @@ impl Upstream {
         Ok(tools)
     }
 
-    async fn ask(
+    pub(super) async fn ask(
         &self,
         request: &Value,
         placement: Placement<'_>,

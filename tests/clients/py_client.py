@@ -1,9 +1,10 @@
 """Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
 
-Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture|schemas
+Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture|legacy-fixture|schemas
 
 A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`). The
-`modern` scenarios pin the client to MCP 2026-07-28 (no initialize; `server/discover` first).
+`modern` scenarios pin the client to MCP 2026-07-28 (no initialize; `server/discover` first);
+`legacy-fixture` pins it to the initialize handshake, in front of modern_server.py.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ import sys
 from mcp import types
 from mcp.client.client import Client
 from mcp.client.sse import sse_client
+from mcp.shared.exceptions import MCPError
 
 
 async def main(url: str, scenario: str) -> None:
@@ -30,7 +32,7 @@ async def main(url: str, scenario: str) -> None:
         progress.append(value)
 
     out: dict = {}
-    if scenario.startswith("modern"):
+    if scenario.startswith("modern") or scenario == "legacy-fixture":
         await modern(url, scenario, on_elicit, elicitations)
         return
     server = sse_client(url) if url.endswith("/sse") else url
@@ -67,12 +69,15 @@ async def main(url: str, scenario: str) -> None:
 
 async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) -> None:
     """A client pinned to 2026-07-28: discover, list, call, a call the policy denies, a call
-    held for approval (`modern`: the gateway's question comes as an input-required round) or a
-    tool that asks its user (`modern-fixture`: the upstream's own round)."""
+    held for approval (the gateway's question comes as an input-required round) and, in front
+    of modern_server.py (`modern-fixture`), a tool that asks its user (the upstream's own
+    round). `legacy-fixture`: the same calls from a client pinned to the handshake."""
     out: dict = {}
-    async with Client(url, mode="2026-07-28", elicitation_callback=on_elicit) as client:
-        # Pinned, the client adopts a discover result of its own; this asks the server.
-        out["discover"] = await client.session.send_discover("2026-07-28")
+    mode = "legacy" if scenario == "legacy-fixture" else "2026-07-28"
+    async with Client(url, mode=mode, elicitation_callback=on_elicit) as client:
+        if mode != "legacy":
+            # Pinned, the client adopts a discover result of its own; this asks the server.
+            out["discover"] = await client.session.send_discover("2026-07-28")
         out["protocol"] = client.protocol_version
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
@@ -86,10 +91,15 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
             calls = {
                 "echo": ("echo", {"message": "through the gateway"}),
                 "denied": ("delete_everything", {}),
+                "approved": ("launch", {"target": "the moon"}),
                 "asked": ("ask_name", {}),
             }
         for key, (name, arguments) in calls.items():
-            result = await client.call_tool(name, arguments)
+            try:
+                result = await client.call_tool(name, arguments)
+            except MCPError as error:  # a JSON-RPC error answer, recorded rather than raised
+                out[key] = {"error": error.error.code, "message": error.error.message}
+                continue
             out[key] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     out["elicitations"] = elicitations
     print(json.dumps(out))
