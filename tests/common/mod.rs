@@ -69,6 +69,9 @@ pub struct Setup {
     pub upstream_access: UpstreamAccess,
     /// Accept OAuth access tokens (`--oauth-issuer`, `--public-url`).
     pub oauth: Option<mcpgate::oauth::OAuthConfig>,
+    /// Serve on this listener instead of a fresh one: a test that must know the gateway's URL
+    /// before it starts (an OAuth `--public-url` naming the gateway itself) binds it first.
+    pub listener: Option<TcpListener>,
 }
 
 impl Default for Setup {
@@ -97,6 +100,7 @@ impl Default for Setup {
             configmap: false,
             upstream_access: UpstreamAccess::default(),
             oauth: None,
+            listener: None,
         }
     }
 }
@@ -131,7 +135,10 @@ pub async fn start_with(setup: Setup) -> Harness {
     } else {
         std::fs::write(&policy_path, &setup.policy).unwrap();
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = match setup.listener {
+        Some(listener) => listener,
+        None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
     let addr = listener.local_addr().unwrap();
     let metrics_listen = setup.metrics.then(free_local_addr);
     let config = GatewayConfig {
@@ -563,16 +570,20 @@ pub fn assert_exited_ok(output: &std::process::Output, what: &str) {
 
 /// Reads a child's `output` until a line containing `ready` (how the servers the tests start say
 /// they listen), then drains the rest in the background: a full pipe would stall the child.
-pub async fn wait_for_line<R>(output: R, ready: &str)
+/// Returns that line, or `None` when the output ended without it (the child exited).
+pub async fn wait_for_line<R>(output: R, ready: &str) -> Option<String>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(output).lines();
+    let mut found = None;
     while let Some(line) = lines.next_line().await.unwrap() {
         if line.contains(ready) {
+            found = Some(line);
             break;
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
 }
