@@ -21,6 +21,7 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 /// A policy that allows everything: for tests about the transport, not the rules.
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
 
+pub mod legacy;
 pub mod upstream;
 
 pub struct Harness {
