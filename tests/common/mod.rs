@@ -178,6 +178,26 @@ pub async fn start_with(setup: Setup) -> Harness {
     }
 }
 
+/// tests/clients/stdio_server.py (the Python SDK's server on stdio) as `--upstream-command`,
+/// with one `--upstream-env` variable, `GIVEN`.
+pub fn stdio_fixture() -> mcpgate::upstream::UpstreamCommand {
+    let clients = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let python = clients.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test",
+        python.display()
+    );
+    mcpgate::upstream::UpstreamCommand {
+        program: python.to_string_lossy().into_owned(),
+        args: vec![clients
+            .join("stdio_server.py")
+            .to_string_lossy()
+            .into_owned()],
+        env: vec![("GIVEN".into(), "by --upstream-env".into())],
+    }
+}
+
 /// An address on 127.0.0.1 that was free a moment ago, for listeners the gateway binds itself.
 pub fn free_local_addr() -> std::net::SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
