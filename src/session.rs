@@ -96,10 +96,11 @@ impl Session {
     /// Does any tool this session was shown (or had hidden) change visibility between policies?
     pub fn view_changed(&self, before: &CompiledPolicy, after: &CompiledPolicy) -> bool {
         let agent = self.agent.as_deref();
+        let granted = self.scopes.get().map(|s| &s[..]);
         let listed = self.listed_tools.lock().unwrap_or_else(|e| e.into_inner());
-        listed
-            .iter()
-            .any(|name| before.tool_visible(agent, name) != after.tool_visible(agent, name))
+        listed.iter().any(|name| {
+            before.tool_listed(agent, name, granted) != after.tool_listed(agent, name, granted)
+        })
     }
 
     fn touch(&self, now_ms: u64) {

@@ -4,10 +4,9 @@
 
 mod common;
 
+use common::legacy::LegacyStream;
 use common::*;
-use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const KEY: &str = "k-legacy-0123456789";
 const OTHER_KEY: &str = "k-other-0123456789";
@@ -25,63 +24,6 @@ async fn with_agents() -> Harness {
         ..Setup::default()
     })
     .await
-}
-
-/// A client's legacy stream: its message endpoint, and its events as they come.
-struct LegacyStream {
-    endpoint: String,
-    reader: SseReader,
-}
-
-fn headers(key: Option<&str>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-    if let Some(key) = key {
-        let bearer = HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
-        headers.insert(AUTHORIZATION, bearer);
-    }
-    headers
-}
-
-impl LegacyStream {
-    async fn open(harness: &Harness, key: Option<&str>) -> Self {
-        let response = reqwest::Client::new()
-            .get(format!("{}/sse", harness.base))
-            .headers(headers(key))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let mut body = response.bytes_stream();
-        let mut seen = String::new();
-        let endpoint = loop {
-            let chunk = body.next().await.expect("the endpoint event").unwrap();
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-            if let Some(event) = seen.split("\n\n").find(|e| e.contains("event: endpoint")) {
-                let data = event.lines().find_map(|l| l.strip_prefix("data: "));
-                break data
-                    .expect("the endpoint event names the endpoint")
-                    .to_owned();
-            }
-        };
-        assert!(endpoint.starts_with("/message?sessionId="), "{endpoint}");
-        Self {
-            endpoint: format!("{}{endpoint}", harness.base),
-            reader: SseReader::from_stream(body),
-        }
-    }
-
-    async fn post(&self, key: Option<&str>, message: &Value) -> Answer {
-        let response = reqwest::Client::new()
-            .post(&self.endpoint)
-            .headers(headers(key))
-            .json(message)
-            .send()
-            .await
-            .unwrap();
-        Answer::read(response).await
-    }
 }
 
 #[tokio::test]

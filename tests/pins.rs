@@ -50,20 +50,22 @@ async fn upstream(shape: Arc<AtomicU8>) -> String {
 
 /// Runs `mcpgate policy pin` on the harness's policy file and waits for the gateway to load it.
 async fn pin(harness: &common::Harness) {
+    pin_from(harness, &["--upstream", &harness.upstream_url]).await;
+}
+
+/// `mcpgate policy pin` on the harness's policy file with these upstream arguments; returns its
+/// report once the gateway has loaded the pinned policy.
+async fn pin_from(harness: &common::Harness, upstream: &[&str]) -> String {
     let mut reloads = harness.gateway.reloads.subscribe();
     let before = reloads.borrow_and_update().applied;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
         .args(["policy", "pin"])
         .arg(&harness.policy_path)
-        .args(["--upstream", &harness.upstream_url])
+        .args(upstream)
         .output()
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_exited_ok(&output, "mcpgate policy pin");
     tokio::time::timeout(
         Duration::from_secs(10),
         reloads.wait_for(|s| s.applied > before),
@@ -71,6 +73,7 @@ async fn pin(harness: &common::Harness) {
     .await
     .expect("the gateway loaded the pinned policy")
     .unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 async fn admin_pins(harness: &common::Harness) -> Value {
@@ -330,4 +333,71 @@ async fn the_upstreams_list_changed_triggers_the_check_at_once() {
         "{}",
         refused.text
     );
+}
+
+#[tokio::test]
+async fn pin_runs_a_stdio_server_for_the_definitions_and_stops_it() {
+    let fixture = common::stdio_fixture();
+    let harness = common::start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"echo": {}, "whoami": {}}}"#
+            .into(),
+        upstream_command: Some(fixture.clone()),
+        ..Setup::default()
+    })
+    .await;
+    // The server, started through a shell that leaves its pid behind before becoming it.
+    let pid_file = harness.dir.path().join("server.pid");
+    let server = shlex::try_join(
+        std::iter::once(fixture.program.as_str()).chain(fixture.args.iter().map(String::as_str)),
+    )
+    .unwrap();
+    let script = format!("echo $$ > {}; exec {server}", pid_file.display());
+    let line = shlex::try_join(["sh", "-c", &script]).unwrap();
+    let report = pin_from(&harness, &["--upstream-command", &line]).await;
+    assert!(report.contains("echo: pinned sha256:"), "{report}");
+
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&harness.policy_path).unwrap()).unwrap();
+    let tools = written["tools"].as_object().unwrap();
+    let mut pinned: Vec<&str> = tools.keys().map(String::as_str).collect();
+    pinned.sort_unstable();
+    assert_eq!(
+        pinned,
+        ["echo", "whoami"],
+        "no rule is added for other tools"
+    );
+    assert!(tools.values().all(|rule| rule["pin"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("sha256:"))));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the server {} was stopped before pin exited",
+        pid.trim()
+    );
+
+    // The gateway running the same program sees the definitions that were pinned.
+    let mut client = harness.client().initialized().await;
+    assert_eq!(client.tool_names().await, ["whoami", "echo"]);
+    let echoed = client.call_tool("echo", json!({"text": "pinned"})).await;
+    assert_eq!(echoed.message(), "pinned", "{}", echoed.text);
+}
+
+#[tokio::test]
+async fn pin_with_a_program_that_cannot_start_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    let text = r#"{"version": "1", "default": "deny", "tools": {"echo": {}}}"#;
+    std::fs::write(&policy, text).unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["policy", "pin"])
+        .arg(&policy)
+        .args(["--upstream-command", "/nonexistent/mcp-server --stdio"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("could not start it"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&policy).unwrap(), text);
 }

@@ -6,26 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use mcpgate::upstream::UpstreamCommand;
 use serde_json::json;
-
-fn stdio_fixture() -> UpstreamCommand {
-    let clients = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let python = clients.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/test",
-        python.display()
-    );
-    UpstreamCommand {
-        program: python.to_string_lossy().into_owned(),
-        args: vec![clients
-            .join("stdio_server.py")
-            .to_string_lossy()
-            .into_owned()],
-        env: vec![("GIVEN".into(), "by --upstream-env".into())],
-    }
-}
 
 async fn gateway(policy: &str) -> Harness {
     start_with(Setup {

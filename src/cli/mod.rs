@@ -6,6 +6,7 @@ mod oauth;
 mod pin;
 mod policy;
 mod run;
+mod upstream;
 mod warnings;
 
 use std::net::SocketAddr;

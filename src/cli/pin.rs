@@ -1,4 +1,5 @@
-//! `mcpgate policy pin POLICY --upstream URL`: writes into the policy, for each tool it allows,
+//! `mcpgate policy pin POLICY --upstream URL` (or `--upstream-command 'PROGRAM ARGS…'`, a stdio
+//! server started for it and stopped after): writes into the policy, for each tool it allows,
 //! the digest of the definition the upstream offers now, so that the gateway can tell when that
 //! definition changes (`policy::pins`). Run it after reviewing the tools; run it again after
 //! reviewing a change.
@@ -8,10 +9,11 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value};
 
+use super::upstream::UpstreamTarget;
 use crate::policy::pins::Digest;
 use crate::policy::{CompiledPolicy, DefaultAction};
 
-pub fn pin(file: &Path, upstream: reqwest::Url) -> ExitCode {
+pub fn pin(file: &Path, upstream: &UpstreamTarget) -> ExitCode {
     let text = match std::fs::read(file) {
         Ok(text) => text,
         Err(err) => {
@@ -29,10 +31,10 @@ pub fn pin(file: &Path, upstream: reqwest::Url) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tools = match super::run::upstream_tool_definitions(upstream) {
+    let tools = match upstream.tool_definitions() {
         Ok(tools) => tools,
         Err(err) => {
-            eprintln!("cannot list the upstream's tools: {err}");
+            eprintln!("cannot list the tools of {}: {err}", upstream.shown());
             return ExitCode::FAILURE;
         }
     };

@@ -40,9 +40,9 @@ pub enum PolicyCommand {
     /// refuses its calls (`"pins": "warn"` only reports it). Review the tools first.
     Pin {
         file: PathBuf,
-        /// The upstream MCP endpoint whose tool definitions are pinned.
-        #[arg(long)]
-        upstream: reqwest::Url,
+        /// The upstream whose tool definitions are pinned.
+        #[command(flatten)]
+        upstream: super::upstream::UpstreamTarget,
     },
 }
 
@@ -55,7 +55,7 @@ pub fn run(command: PolicyCommand) -> ExitCode {
             arguments,
             agent,
         } => explain(file, &tool, &arguments, agent.as_deref()),
-        PolicyCommand::Pin { file, upstream } => super::pin::pin(&file, upstream),
+        PolicyCommand::Pin { file, upstream } => super::pin::pin(&file, &upstream),
         PolicyCommand::Schema => {
             println!("{:#}", crate::policy::file_schema());
             ExitCode::SUCCESS
@@ -82,7 +82,12 @@ fn check(file: PathBuf, upstream: Option<reqwest::Url>) -> ExitCode {
     let Some(url) = upstream else {
         return ExitCode::SUCCESS;
     };
-    match super::run::upstream_tools(url.clone()) {
+    let target = super::upstream::UpstreamTarget {
+        upstream: Some(url),
+        upstream_command: None,
+        upstream_env: Vec::new(),
+    };
+    match target.tool_names() {
         Ok(tools) => {
             for warning in coverage_warnings(&policy, &tools) {
                 println!("warning: {warning}");
@@ -90,10 +95,7 @@ fn check(file: PathBuf, upstream: Option<reqwest::Url>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!(
-                "cannot list the tools of {}: {err}",
-                crate::upstream::redacted(&url)
-            );
+            eprintln!("cannot list the tools of {}: {err}", target.shown());
             ExitCode::FAILURE
         }
     }

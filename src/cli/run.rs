@@ -67,7 +67,7 @@ pub fn block_on(
 
 pub async fn serve(args: ServeArgs, workers: NonZeroUsize) -> Result<(), String> {
     let command = match &args.upstream_command {
-        Some(line) => Some(upstream_command(line, &args.upstream_env)?),
+        Some(line) => Some(super::upstream::command(line, &args.upstream_env)?),
         None => None,
     };
     let upstream = match (args.upstream, &command) {
@@ -298,70 +298,4 @@ async fn serve_until_stopped(
             Ok(())
         }
     }
-}
-
-/// `--upstream-command` split into words, with its `--upstream-env` variables.
-fn upstream_command(
-    line: &str,
-    env: &[String],
-) -> Result<crate::upstream::UpstreamCommand, String> {
-    let mut words = shlex::split(line)
-        .filter(|words| !words.is_empty())
-        .ok_or_else(|| format!("--upstream-command {line:?}: not a command (unbalanced quotes?)"))?
-        .into_iter();
-    let program = words.next().unwrap_or_default();
-    let env = env
-        .iter()
-        .map(|spec| match spec.split_once('=') {
-            Some((name, value)) => Ok((name.to_owned(), value.to_owned())),
-            None => std::env::var(spec)
-                .map(|value| (spec.clone(), value))
-                .map_err(|_| {
-                    format!("--upstream-env {spec}: the gateway's environment has no {spec}")
-                }),
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(crate::upstream::UpstreamCommand {
-        program,
-        args: words.collect(),
-        env,
-    })
-}
-
-/// Asks the upstream at `url` something outside any agent's session (`policy check`, `policy
-/// pin`), on a runtime of its own.
-fn ask_upstream<T>(
-    url: reqwest::Url,
-    ask: impl AsyncFnOnce(&crate::upstream::Upstream) -> Result<T, crate::upstream::UpstreamError>,
-) -> Result<T, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the tokio runtime starts");
-    runtime.block_on(async {
-        let defaults = crate::config::Limits::default();
-        let upstream = crate::upstream::HttpUpstream::new(crate::upstream::UpstreamConfig {
-            url,
-            connect_timeout: defaults.upstream_connect_timeout,
-            timeout: defaults.upstream_timeout,
-            max_body_bytes: defaults.max_body_bytes,
-            max_event_bytes: defaults.max_event_bytes,
-            headers: Vec::new(),
-            ca: None,
-        })
-        .map_err(|e| e.to_string())?;
-        ask(&crate::upstream::Upstream::Http(upstream))
-            .await
-            .map_err(|e| e.to_string())
-    })
-}
-
-/// Every tool definition the upstream lists, for `policy pin`.
-pub fn upstream_tool_definitions(url: reqwest::Url) -> Result<Vec<serde_json::Value>, String> {
-    ask_upstream(url, async |upstream| upstream.list_tools().await)
-}
-
-/// The tool names the upstream lists, for `policy check --upstream`.
-pub fn upstream_tools(url: reqwest::Url) -> Result<Vec<String>, String> {
-    ask_upstream(url, async |upstream| upstream.list_tool_names().await)
 }

@@ -39,7 +39,14 @@ impl ToolsFilter {
             &policy,
             list.tools(),
         );
-        list.retain(|name| policy.tool_visible(agent, name) && !broken.contains(name));
+        // The scopes of the token that opened the session: a tool whose rule requires more is
+        // hidden, as a denied one is.
+        let granted = self
+            .session
+            .as_ref()
+            .and_then(|s| s.scopes.get())
+            .map(|s| &s[..]);
+        list.retain(|name| policy.tool_listed(agent, name, granted) && !broken.contains(name));
         if policy.advertises() {
             for tool in list.tools_mut() {
                 policy.advertise(agent, tool);

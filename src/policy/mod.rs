@@ -110,6 +110,12 @@ impl CompiledPolicy {
         }
     }
 
+    /// Whether `tool` belongs in the tools/list of `agent` whose token grants `granted`: visible,
+    /// and its rule requires no scope the caller lacks (such a call would only be refused).
+    pub fn tool_listed(&self, agent: Option<&str>, tool: &str, granted: Option<&[String]>) -> bool {
+        self.tool_visible(agent, tool) && self.missing_scopes(agent, tool, granted).is_empty()
+    }
+
     fn section<'p>(&'p self, agent: Option<&str>) -> Option<&'p Section> {
         agent.and_then(|name| self.agents.get(name))
     }
@@ -216,5 +222,24 @@ mod tests {
         assert!(!policy.tool_visible(Some("admin"), "secret"));
         assert_eq!(policy.default_action(), DefaultAction::Deny);
         assert_eq!(policy.default_for(Some("admin")), DefaultAction::Allow);
+    }
+
+    #[test]
+    fn tool_listed_hides_tools_whose_scopes_the_caller_lacks() {
+        let policy = CompiledPolicy::from_json_slice(
+            br#"{"version":"1","default":"deny",
+                 "tools":{"open":{},"orders":{"scopes":["orders"]},"secret":{"hide":true}}}"#,
+        )
+        .unwrap();
+        let wide = ["orders".to_owned(), "mcp".to_owned()];
+        let narrow = ["mcp".to_owned()];
+        assert!(policy.tool_listed(None, "orders", Some(&wide)));
+        assert!(!policy.tool_listed(None, "orders", Some(&narrow)));
+        assert!(
+            !policy.tool_listed(None, "orders", None),
+            "no token grants no scope"
+        );
+        assert!(policy.tool_listed(None, "open", None));
+        assert!(!policy.tool_listed(None, "secret", Some(&wide)));
     }
 }

@@ -14,24 +14,18 @@ use crate::gateway::{Gateway, ResumeError};
 use crate::oauth::BearerError;
 use crate::session::Session;
 
-/// The agent presenting the request's key or access token. A refused credential is audited and
-/// logged by the caller (`audit_refusal`), never the credential itself.
-///
-/// With OAuth on, a credential is required: a JWT is checked as an access token, anything else
-/// as an agent key, and every refusal carries the challenge that names the metadata document.
-pub async fn identify(
-    gateway: &Gateway,
-    headers: &HeaderMap,
-) -> Result<Option<Arc<str>>, GatewayError> {
-    Ok(identify_caller(gateway, headers).await?.agent)
-}
-
 /// Who is calling, and the OAuth scopes their token grants (`None` for keys and anonymous callers).
 pub struct Caller {
     pub agent: Option<Arc<str>>,
     pub scopes: Option<Arc<[String]>>,
 }
 
+/// The agent presenting the request's key or access token, and the token's scopes. A refused
+/// credential is audited and logged by the caller (`audit_refusal`), never the credential itself.
+///
+/// With OAuth on, a credential is required: a JWT is checked as an access token, anything else
+/// as an agent key, and every refusal carries the challenge that names the metadata document.
+/// Every route identifies its caller here, so the scopes are at hand wherever a session is used.
 pub async fn identify_caller(
     gateway: &Gateway,
     headers: &HeaderMap,
@@ -116,7 +110,17 @@ pub fn check_session_scopes(
     session: &Session,
     caller: &Caller,
 ) -> Result<(), GatewayError> {
-    let (Some(oauth), Some(needed)) = (&gateway.oauth, session.scopes.get()) else {
+    check_scopes(gateway, session.scopes.get().map(|s| &s[..]), caller)
+}
+
+/// The same for scopes kept elsewhere than in a session (a legacy stream's, before initialize):
+/// `caller` must grant every one of `needed`, or it is 403 `insufficient_scope`.
+pub fn check_scopes(
+    gateway: &Gateway,
+    needed: Option<&[String]>,
+    caller: &Caller,
+) -> Result<(), GatewayError> {
+    let (Some(oauth), Some(needed)) = (&gateway.oauth, needed) else {
         return Ok(());
     };
     let granted = caller.scopes.as_deref().unwrap_or_default();

@@ -4,7 +4,9 @@
 //!
 //! The messages go through the same exchange as streamable HTTP, so they are policed, audited
 //! and forwarded alike; the gateway's session behind a stream is bound to the agent that opened
-//! the stream, as `Mcp-Session-Id` is.
+//! the stream, as `Mcp-Session-Id` is, and keeps the OAuth scopes of the token that opened it:
+//! rules requiring scopes judge it by them, and every message must come with a token granting
+//! at least them.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,9 @@ pub struct Streams {
 /// One client's stream and what its messages are exchanged in.
 struct Stream {
     agent: Option<Arc<str>>,
+    /// The scopes of the access token that opened the stream (`None` for keys and anonymous
+    /// callers): the session initialize opens on it is judged by them.
+    scopes: Option<Arc<[String]>>,
     /// The client's address when it opened the stream (anonymous limits may count by it).
     address: Option<IpAddr>,
     events: mpsc::Sender<SseEvent>,
@@ -77,7 +82,7 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
     let gateway = streams.gateway.clone();
     let opened = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers).await?;
+        let caller = caller::identify_caller(&gateway, &headers).await?;
         headers::require_event_stream(&headers)?;
         let max = gateway.config.limits.max_sessions;
         if streams.open.len() >= max {
@@ -85,11 +90,11 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
                 exchange::ExchangeError::TooManySessions(max),
             ));
         }
-        Ok(agent)
+        Ok(caller)
     }
     .await;
-    let agent = match opened {
-        Ok(agent) => agent,
+    let caller = match opened {
+        Ok(caller) => caller,
         Err(err) => {
             caller::audit_refusal(&gateway, &headers, &parts.method, &err);
             return err.into_response();
@@ -100,7 +105,8 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
     let id: Arc<str> = hex::encode(bytes).into();
     let (events, received) = mpsc::channel(BACKLOG);
     let stream = Arc::new(Stream {
-        agent,
+        agent: caller.agent,
+        scopes: caller.scopes,
         address: peer.map(|ConnectInfo(peer)| peer.ip()),
         events,
         session: Mutex::default(),
@@ -173,13 +179,14 @@ async fn accept(
 ) -> Result<(), GatewayError> {
     let gateway = &streams.gateway;
     headers::check_origin(headers, &gateway.config.allowed_origins)?;
-    let agent = caller::identify(gateway, headers).await?;
+    let caller = caller::identify_caller(gateway, headers).await?;
     let stream = streams
         .open
         .get(id)
         .map(|entry| entry.value().clone())
-        .filter(|stream| stream.agent == agent)
+        .filter(|stream| stream.agent == caller.agent)
         .ok_or(GatewayError::UnknownSession)?;
+    caller::check_scopes(gateway, stream.scopes.as_deref(), &caller)?;
     headers::require_json_content(headers)?;
     let limits = &gateway.config.limits;
     let bytes = read_body(body, limits.max_body_bytes, limits.request_read_timeout).await?;
@@ -212,6 +219,9 @@ async fn exchange_onto(gateway: &Arc<Gateway>, stream: &Arc<Stream>, message: Me
         let answer = render::settle(outcome, id.as_ref(), within).await;
         let negotiated = answer.body.as_deref().and_then(negotiated_version);
         if let Some(session) = session {
+            if let Some(scopes) = &stream.scopes {
+                let _ = session.scopes.set(scopes.clone());
+            }
             let version = negotiated.unwrap_or(version::ASSUMED);
             *stream.session.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((session.clone(), version));

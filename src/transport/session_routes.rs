@@ -17,10 +17,12 @@ use crate::protocol::headers::LAST_EVENT_ID;
 pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers).await?;
+        let caller = caller::identify_caller(&gateway, &headers).await?;
         headers::require_event_stream(&headers)?;
         let version = headers::declared_version(&headers)?;
-        let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
+        let session = caller::session_of(&gateway, &headers, caller.agent.as_ref()).await?;
+        // The stream carries what the session's requests set off: as narrow a token as POST may.
+        caller::check_session_scopes(&gateway, &session, &caller)?;
         let version = version.unwrap_or(session.version);
         let last_event_id = headers.get(LAST_EVENT_ID);
         match exchange::open_stream(&gateway, &session, version, last_event_id).await {
@@ -40,9 +42,10 @@ pub async fn open_stream(State(gateway): State<Arc<Gateway>>, headers: HeaderMap
 pub async fn end_session(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let result = async {
         headers::check_origin(&headers, &gateway.config.allowed_origins)?;
-        let agent = caller::identify(&gateway, &headers).await?;
+        let caller = caller::identify_caller(&gateway, &headers).await?;
         let version = headers::declared_version(&headers)?;
-        let session = caller::session_of(&gateway, &headers, agent.as_ref()).await?;
+        let session = caller::session_of(&gateway, &headers, caller.agent.as_ref()).await?;
+        caller::check_session_scopes(&gateway, &session, &caller)?;
         let version = version.unwrap_or(session.version);
         exchange::end_session(&gateway, &session, version)
             .await

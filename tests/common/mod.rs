@@ -21,6 +21,7 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 /// A policy that allows everything: for tests about the transport, not the rules.
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
 
+pub mod legacy;
 pub mod node;
 pub mod process;
 pub mod upstream;
@@ -71,6 +72,9 @@ pub struct Setup {
     pub upstream_access: UpstreamAccess,
     /// Accept OAuth access tokens (`--oauth-issuer`, `--public-url`).
     pub oauth: Option<mcpgate::oauth::OAuthConfig>,
+    /// Serve on this listener instead of a fresh one: a test that must know the gateway's URL
+    /// before it starts (an OAuth `--public-url` naming the gateway itself) binds it first.
+    pub listener: Option<TcpListener>,
 }
 
 impl Default for Setup {
@@ -99,6 +103,7 @@ impl Default for Setup {
             configmap: false,
             upstream_access: UpstreamAccess::default(),
             oauth: None,
+            listener: None,
         }
     }
 }
@@ -133,7 +138,10 @@ pub async fn start_with(setup: Setup) -> Harness {
     } else {
         std::fs::write(&policy_path, &setup.policy).unwrap();
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = match setup.listener {
+        Some(listener) => listener,
+        None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
     let addr = listener.local_addr().unwrap();
     let metrics_listen = setup.metrics.then(free_local_addr);
     let config = GatewayConfig {
@@ -170,6 +178,26 @@ pub async fn start_with(setup: Setup) -> Harness {
         metrics_url: metrics_listen.map(|addr| format!("http://{addr}/metrics")),
         dir,
         stop: Some(stop),
+    }
+}
+
+/// tests/clients/stdio_server.py (the Python SDK's server on stdio) as `--upstream-command`,
+/// with one `--upstream-env` variable, `GIVEN`.
+pub fn stdio_fixture() -> mcpgate::upstream::UpstreamCommand {
+    let clients = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let python = clients.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test",
+        python.display()
+    );
+    mcpgate::upstream::UpstreamCommand {
+        program: python.to_string_lossy().into_owned(),
+        args: vec![clients
+            .join("stdio_server.py")
+            .to_string_lossy()
+            .into_owned()],
+        env: vec![("GIVEN".into(), "by --upstream-env".into())],
     }
 }
 
@@ -566,16 +594,20 @@ pub fn assert_exited_ok(output: &std::process::Output, what: &str) {
 
 /// Reads a child's `output` until a line containing `ready` (how the servers the tests start say
 /// they listen), then drains the rest in the background: a full pipe would stall the child.
-pub async fn wait_for_line<R>(output: R, ready: &str)
+/// Returns that line, or `None` when the output ended without it (the child exited).
+pub async fn wait_for_line<R>(output: R, ready: &str) -> Option<String>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(output).lines();
+    let mut found = None;
     while let Some(line) = lines.next_line().await.unwrap() {
         if line.contains(ready) {
+            found = Some(line);
             break;
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
 }

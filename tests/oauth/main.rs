@@ -1,223 +1,20 @@
 //! OAuth 2.1 access tokens: an authorization server started by the test (its metadata and JWKS
 //! served over a real socket, its keys generated here), tokens minted by the test, and the
-//! gateway as the resource server in front of the simulator.
+//! gateway as the resource server in front of the simulator (`world.rs`). Sessions opened with a
+//! token, on streamable HTTP (`sessions.rs`) and the legacy HTTP+SSE transport (`legacy.rs`).
+//! A real OpenID Connect provider and the Python SDK's OAuth client are in tests/oidc.rs.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod legacy;
+mod sessions;
+mod world;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use axum::routing::get;
-use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use binance_sim::{Simulator, SimulatorOptions};
-use common::{Client, Setup};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcpgate::oauth::OAuthConfig;
-use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-
-const POLICY: &str = r#"{"version": "1", "default": "deny",
-  "tools": {"get_price": {}},
-  "agents": {"research-bot": {"default": "deny", "tools": {"get_price": {}, "get_order_book": {"scopes": ["orders"]}}}}}"#;
-
-/// A signing key of the test's authorization server.
-struct SigningKey {
-    kid: String,
-    pkcs8: Vec<u8>,
-    public: Vec<u8>,
-}
-
-impl SigningKey {
-    fn generate(kid: &str) -> Self {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
-            .unwrap()
-            .as_ref()
-            .to_vec();
-        let public = Ed25519KeyPair::from_pkcs8(&pkcs8)
-            .unwrap()
-            .public_key()
-            .as_ref()
-            .to_vec();
-        Self {
-            kid: kid.into(),
-            pkcs8,
-            public,
-        }
-    }
-
-    fn jwk(&self) -> Value {
-        json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
-            "kid": self.kid, "x": URL_SAFE_NO_PAD.encode(&self.public)})
-    }
-
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
-    }
-}
-
-/// The test's authorization server: RFC 8414 metadata and a JWKS that the test can rotate.
-struct AuthServer {
-    issuer: String,
-    keys: Arc<Mutex<Vec<Value>>>,
-    jwks_fetches: Arc<Mutex<usize>>,
-}
-
-impl AuthServer {
-    async fn start(first: &SigningKey) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let keys = Arc::new(Mutex::new(vec![first.jwk()]));
-        let jwks_fetches = Arc::new(Mutex::new(0));
-        let metadata = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": format!("{issuer}/token")});
-        let (served, fetches) = (keys.clone(), jwks_fetches.clone());
-        let app = axum::Router::new()
-            .route(
-                "/.well-known/oauth-authorization-server",
-                get(move || async move { Json(metadata) }),
-            )
-            .route(
-                "/jwks",
-                get(move || async move {
-                    *fetches.lock().unwrap() += 1;
-                    let keys = served.lock().unwrap().clone();
-                    Json(json!({ "keys": keys }))
-                }),
-            );
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            issuer,
-            keys,
-            jwks_fetches,
-        }
-    }
-
-    fn rotate_to(&self, key: &SigningKey) {
-        *self.keys.lock().unwrap() = vec![key.jwk()];
-    }
-}
-
-/// The simulator behind a layer that remembers every `Authorization` header it was sent.
-async fn upstream_recording_authorization() -> (Simulator, String, Arc<Mutex<Vec<String>>>) {
-    let simulator = Simulator::new(SimulatorOptions {
-        record: true,
-        ..SimulatorOptions::default()
-    });
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app = simulator.router().layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let record = record.clone();
-            async move {
-                if let Some(value) = request.headers().get("authorization") {
-                    record
-                        .lock()
-                        .unwrap()
-                        .push(value.to_str().unwrap().to_owned());
-                }
-                next.run(request).await
-            }
-        },
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (simulator, url, seen)
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-struct World {
-    harness: common::Harness,
-    server: AuthServer,
-    key: SigningKey,
-    simulator: Simulator,
-    forwarded_authorization: Arc<Mutex<Vec<String>>>,
-    public_url: String,
-}
-
-impl World {
-    async fn start() -> Self {
-        let key = SigningKey::generate("key-1");
-        let server = AuthServer::start(&key).await;
-        let (simulator, upstream, forwarded_authorization) =
-            upstream_recording_authorization().await;
-        let public_url = "https://gateway.example/mcp".to_owned();
-        let harness = common::start_with(Setup {
-            policy: POLICY.into(),
-            upstream: Some(upstream),
-            audit: true,
-            agents: vec![format!(
-                "key-bot=sha256:{}",
-                hex::encode(mcpgate::auth::digest_of("k-key-bot"))
-            )],
-            oauth: Some(OAuthConfig {
-                issuers: vec![server.issuer.parse().unwrap()],
-                public_url: public_url.parse().unwrap(),
-                scopes: vec!["mcp".into()],
-                agent_claim: None,
-                jwks_min_refresh: Duration::ZERO,
-            }),
-            ..Setup::default()
-        })
-        .await;
-        Self {
-            harness,
-            server,
-            key,
-            simulator,
-            forwarded_authorization,
-            public_url,
-        }
-    }
-
-    fn claims(&self) -> Value {
-        json!({"iss": self.server.issuer, "aud": self.public_url, "sub": "user-7",
-            "client_id": "research-bot", "scope": "mcp orders", "iat": now(),
-            "exp": now() + 300})
-    }
-
-    fn token(&self) -> String {
-        self.key.sign(&self.claims())
-    }
-
-    fn client(&self, token: &str) -> Client {
-        self.harness.client().with_key(token)
-    }
-
-    /// An initialize with this credential: its status and the `WWW-Authenticate` it came with.
-    async fn try_initialize(&self, token: Option<&str>) -> common::Answer {
-        let mut client = self.harness.client();
-        client.key = token.map(str::to_owned);
-        client
-            .post(
-                &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-                "protocolVersion": common::VERSION, "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"}}}),
-            )
-            .await
-    }
-}
-
-fn challenge(answer: &common::Answer) -> String {
-    answer
-        .headers
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
+use world::{challenge, now, SigningKey, World, KEY_BOT};
 
 #[tokio::test]
 async fn a_request_without_a_token_learns_where_the_metadata_is() {
@@ -271,7 +68,7 @@ async fn a_valid_token_calls_as_its_agent_and_is_never_forwarded() {
         .iter()
         .any(|r| r["agent"] == "research-bot" && r["tool"] == "get_order_book"));
     // The session is research-bot's: an agent key presenting its id gets 404.
-    let mut other = world.client("k-key-bot");
+    let mut other = world.client(KEY_BOT);
     other.session = client.session.clone();
     let stolen = other
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
@@ -282,7 +79,7 @@ async fn a_valid_token_calls_as_its_agent_and_is_never_forwarded() {
 #[tokio::test]
 async fn keys_and_tokens_work_side_by_side() {
     let world = World::start().await;
-    let mut keyed = world.client("k-key-bot").initialized().await;
+    let mut keyed = world.client(KEY_BOT).initialized().await;
     let answer = keyed
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))
         .await;
