@@ -2,7 +2,8 @@
 //! JSON. It forwards every request, body streamed, to the upstream over a pooled keep-alive
 //! client with TCP_NODELAY and streams the answer back. `bench/run` measures mcpgate against it.
 //!
-//! `cargo run --release --example passthrough -- 127.0.0.1:9102 http://127.0.0.1:9101`
+//! `cargo run --release --example passthrough -- 127.0.0.1:9102 http://127.0.0.1:9101 [THREADS]`
+//! (THREADS: worker threads, by default one per CPU, as mcpgate's `--worker-threads`)
 
 use std::net::SocketAddr;
 
@@ -19,13 +20,21 @@ use tokio::net::TcpListener;
 
 type Answer = Response<BoxBody<Bytes, hyper::Error>>;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(upstream)) = (args.next(), args.next()) else {
-        eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_BASE_URL (e.g. 127.0.0.1:9102 http://127.0.0.1:9101)");
+        eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_BASE_URL [THREADS] (e.g. 127.0.0.1:9102 http://127.0.0.1:9101 1)");
         std::process::exit(2);
     };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.next() {
+        runtime.worker_threads(threads.parse().expect("THREADS is a number"));
+    }
+    let runtime = runtime.enable_all().build().expect("a runtime");
+    runtime.block_on(serve(listen, upstream));
+}
+
+async fn serve(listen: String, upstream: String) {
     let listen: SocketAddr = listen.parse().expect("LISTEN_ADDR is host:port");
     let upstream: Uri = upstream.parse().expect("UPSTREAM_BASE_URL is a URL");
     let authority = upstream
