@@ -200,7 +200,13 @@ impl Message {
 
     /// The message as the upstream reads it.
     pub fn to_bytes(&self) -> bytes::Bytes {
-        let mut out = Vec::with_capacity(128);
+        // Sized for the members kept as they came (a result can be megabytes): one allocation.
+        let kept: usize = self
+            .others
+            .iter()
+            .map(|(key, raw)| key.len() + raw.get().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(128 + kept);
         out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
         if let Some(id) = &self.id {
             write_member(&mut out, "id", id);

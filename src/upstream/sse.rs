@@ -52,18 +52,20 @@ where
 {
     async fn next_event(&mut self) -> Option<Result<SseEvent, UpstreamError>> {
         loop {
-            while let Some(line) = self.take_line() {
-                if line.is_empty() {
+            while let Some((end, ending)) = self.next_line() {
+                if end == 0 {
+                    self.buffer.advance(ending);
                     if let Some(event) = self.dispatch() {
                         return Some(Ok(event));
                     }
                     continue;
                 }
-                self.pending_bytes += line.len();
+                self.pending_bytes += end;
                 if self.pending_bytes > self.max_event_bytes {
                     return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
                 }
-                self.field(&line);
+                field(&mut self.pending, &self.buffer[..end]);
+                self.buffer.advance(end + ending);
             }
             if self.done {
                 return None;
@@ -98,8 +100,10 @@ where
         Some(Err(err))
     }
 
-    /// The next complete line (CRLF, LF or CR ended), without its ending.
-    fn take_line(&mut self) -> Option<String> {
+    /// Where the next complete line (CRLF, LF or CR ended) ends in `buffer`, and how long its
+    /// ending is. The line is read in place, then advanced past: a long `data:` line is copied
+    /// once, into the event.
+    fn next_line(&mut self) -> Option<(usize, usize)> {
         let Some(found) = memchr::memchr2(b'\n', b'\r', &self.buffer[self.scanned..]) else {
             self.scanned = self.buffer.len();
             return None;
@@ -111,38 +115,13 @@ where
             self.scanned = end;
             return None;
         }
-        let line = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
         let ending = if self.buffer[end] == b'\r' && self.buffer.get(end + 1) == Some(&b'\n') {
             2
         } else {
             1
         };
-        self.buffer.advance(end + ending);
         self.scanned = 0;
-        Some(line)
-    }
-
-    fn field(&mut self, line: &str) {
-        if line.starts_with(':') {
-            return; // a comment, used as keep-alive
-        }
-        let (name, value) = match line.split_once(':') {
-            Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line, ""),
-        };
-        match name {
-            "data" => match &mut self.pending.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => self.pending.data = Some(value.to_owned()),
-            },
-            "event" => self.pending.event = Some(value.to_owned()),
-            "id" if !value.contains('\0') => self.pending.id = Some(value.to_owned()),
-            "retry" => self.pending.retry = value.parse().ok(),
-            _ => {}
-        }
+        Some((end, ending))
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -150,6 +129,38 @@ where
         let event = std::mem::take(&mut self.pending);
         // An id-only event primes resumption (2025-11-25); relay it so the client keeps the id.
         (event.data.is_some() || event.id.is_some()).then_some(event)
+    }
+}
+
+/// One field line into the event being read. Text that is not UTF-8 is read with replacement
+/// characters, as the SSE specification decodes a stream.
+fn field(pending: &mut SseEvent, line: &[u8]) {
+    if line.starts_with(b":") {
+        return; // a comment, used as keep-alive
+    }
+    let (name, value) = match memchr::memchr(b':', line) {
+        Some(colon) => {
+            let value = &line[colon + 1..];
+            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+        }
+        None => (line, &b""[..]),
+    };
+    let value = match std::str::from_utf8(value) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value),
+    };
+    match name {
+        b"data" => match &mut pending.data {
+            Some(data) => {
+                data.push('\n');
+                data.push_str(&value);
+            }
+            None => pending.data = Some(value.into_owned()),
+        },
+        b"event" => pending.event = Some(value.into_owned()),
+        b"id" if !value.contains('\0') => pending.id = Some(value.into_owned()),
+        b"retry" => pending.retry = value.parse().ok(),
+        _ => {}
     }
 }
 
