@@ -122,6 +122,7 @@ async fn bridged_session(
         version: negotiated,
         address,
         modern_upstream: false,
+        scopes: None,
     };
     let session = gateway
         .sessions
