@@ -344,14 +344,18 @@ impl SessionStore {
 }
 
 /// The upstream sessions kept for MCP 2026-07-28 callers, who open none of their own
-/// (`exchange/bridge.rs`): one per agent, or per address for anonymous callers.
+/// (`exchange/bridge.rs`): one per agent and set of scopes, or per address for anonymous
+/// callers.
 #[derive(Default)]
 pub struct BridgedSessions {
     pub by_caller: DashMap<BridgeCaller, BridgedSession>,
 }
 
-/// Who shares a bridged upstream session: one agent (or one anonymous address).
-pub type BridgeCaller = (Option<Arc<str>>, Option<IpAddr>);
+/// Who shares a bridged upstream session: one agent (or one anonymous address), and the
+/// scopes its access token grants (sorted: `oauth::scopes`). The session is judged by the
+/// scopes it opened with, so two tokens of one agent granting different scopes must not share
+/// one: the narrower would ride on the wider's decisions, or the wider be refused.
+pub type BridgeCaller = (Option<Arc<str>>, Option<IpAddr>, Option<Arc<[String]>>);
 
 #[derive(Clone)]
 pub struct BridgedSession {

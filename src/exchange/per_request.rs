@@ -91,7 +91,7 @@ pub(super) fn caller_session(
         version: modern::VERSION,
         address,
         modern_upstream: true,
-        scopes: None,
+        scopes: caller.2.clone(),
     };
     let session = gateway
         .sessions

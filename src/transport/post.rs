@@ -60,7 +60,7 @@ async fn accept(
     match body {
         protocol::Body::Single(message) => {
             if protocol::modern::is_requested(headers, &message) {
-                return super::modern::accept(gateway, headers, agent, address, format, message)
+                return super::modern::accept(gateway, headers, caller, address, format, message)
                     .await;
             }
             // Checked after parsing so the refusal carries the request's id: that is how a

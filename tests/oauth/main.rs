@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod legacy;
+mod modern;
 mod replicas;
 mod sessions;
 mod world;

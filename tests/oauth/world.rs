@@ -163,6 +163,12 @@ impl World {
         Self::in_front_of(upstream, simulator, forwarded_authorization).await
     }
 
+    /// The world in front of `upstream` (its simulator is then unused).
+    pub async fn start_with_upstream(upstream: String) -> Self {
+        let simulator = Simulator::new(SimulatorOptions::default());
+        Self::in_front_of(upstream, simulator, Arc::default()).await
+    }
+
     async fn in_front_of(
         upstream: String,
         simulator: Simulator,
