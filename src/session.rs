@@ -57,10 +57,11 @@ pub struct Session {
     /// JSON text, and whether it was a `tools/list`. Only these answers may come on a GET that
     /// resumes a stream.
     unanswered: Mutex<VecDeque<(String, bool)>>,
-    /// The OAuth scopes of the token that opened the session (unset for keys and anonymous
+    /// The OAuth scopes of the token that opened the session (`None` for keys and anonymous
     /// callers). Rules that require scopes are judged by these; every later request of the
-    /// session must present a token granting at least these.
-    pub scopes: std::sync::OnceLock<Arc<[String]>>,
+    /// session must present a token granting at least these. Sealed in its token, so every
+    /// replica judges the session by the same scopes.
+    pub scopes: Option<Arc<[String]>>,
 }
 
 /// Unanswered requests remembered per session; past this the oldest is forgotten.
@@ -96,7 +97,7 @@ impl Session {
     /// Does any tool this session was shown (or had hidden) change visibility between policies?
     pub fn view_changed(&self, before: &CompiledPolicy, after: &CompiledPolicy) -> bool {
         let agent = self.agent.as_deref();
-        let granted = self.scopes.get().map(|s| &s[..]);
+        let granted = self.scopes.as_deref();
         let listed = self.listed_tools.lock().unwrap_or_else(|e| e.into_inner());
         listed.iter().any(|name| {
             before.tool_listed(agent, name, granted) != after.tool_listed(agent, name, granted)
@@ -109,11 +110,13 @@ impl Session {
 }
 
 /// What initialize settled besides the session's owner.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Opening {
     pub version: &'static str,
     pub address: Option<IpAddr>,
     pub modern_upstream: bool,
+    /// The scopes of the access token that opened it (`Caller::scopes`).
+    pub scopes: Option<Arc<[String]>>,
 }
 
 impl Default for Opening {
@@ -122,6 +125,7 @@ impl Default for Opening {
             version: crate::protocol::version::ASSUMED,
             address: None,
             modern_upstream: false,
+            scopes: None,
         }
     }
 }
@@ -207,6 +211,7 @@ impl SessionStore {
             elicits,
             address: opened.address,
             modern_upstream: opened.modern_upstream,
+            scopes: opened.scopes.as_deref().map(<[String]>::to_vec),
             expires: session_token::expiry(SystemTime::now(), self.max_age),
         };
         let token = self.keys.seal(&sealed);
@@ -236,7 +241,8 @@ impl SessionStore {
             listed_tools: Mutex::default(),
             unanswered: Mutex::default(),
             tools_changed: Notify::new(),
-            scopes: std::sync::OnceLock::new(),
+            // A token sealed before scopes were resumes granting none (`SealedSession::scopes`).
+            scopes: sealed.scopes.clone().map(Arc::from),
         })
     }
 
@@ -338,14 +344,18 @@ impl SessionStore {
 }
 
 /// The upstream sessions kept for MCP 2026-07-28 callers, who open none of their own
-/// (`exchange/bridge.rs`): one per agent, or per address for anonymous callers.
+/// (`exchange/bridge.rs`): one per agent and set of scopes, or per address for anonymous
+/// callers.
 #[derive(Default)]
 pub struct BridgedSessions {
     pub by_caller: DashMap<BridgeCaller, BridgedSession>,
 }
 
-/// Who shares a bridged upstream session: one agent (or one anonymous address).
-pub type BridgeCaller = (Option<Arc<str>>, Option<IpAddr>);
+/// Who shares a bridged upstream session: one agent (or one anonymous address), and the
+/// scopes its access token grants (sorted: `oauth::scopes`). The session is judged by the
+/// scopes it opened with, so two tokens of one agent granting different scopes must not share
+/// one: the narrower would ride on the wider's decisions, or the wider be refused.
+pub type BridgeCaller = (Option<Arc<str>>, Option<IpAddr>, Option<Arc<[String]>>);
 
 #[derive(Clone)]
 pub struct BridgedSession {

@@ -5,7 +5,8 @@
 //! A token is `base64url(nonce || ciphertext)`. What is sealed: a random id (the session's name
 //! in audit records, approvals and limits), the agent it belongs to, the upstream's session id,
 //! the negotiated revision, the client's elicitation capability, its address, whether the
-//! upstream speaks 2026-07-28 (the gateway then opened the session itself) and an expiry.
+//! upstream speaks 2026-07-28 (the gateway then opened the session itself), the OAuth scopes
+//! of the token that opened it, and an expiry.
 //! A token that does not open under the current or the previous key, or has expired, is no
 //! session at all (404): tampering, truncation and forgery look the same.
 
@@ -22,6 +23,19 @@ use serde::{Deserialize, Serialize};
 /// Bound into every token: a token of another format version or purpose does not open.
 const AAD: &[u8] = b"mcpgate session v1";
 const NONCE_BYTES: usize = 24;
+/// Longer tokens are not decoded at all (`SessionKeys::open`).
+const MAX_TOKEN_CHARS: usize = 4096;
+/// The most an access token's scopes may take sealed (each one's length and 3 bytes of JSON):
+/// a token granting more is refused at the edge (`oauth::ResourceServer::verify`), since its
+/// session would not fit in a token that opens. Base64 of nonce, tag and the other fields
+/// leaves about 3,000 bytes of plaintext under [`MAX_TOKEN_CHARS`]; this keeps a third of it
+/// for the agent's name and the upstream's session id, and is some 90 scopes of 20 characters.
+pub const MAX_SEALED_SCOPE_BYTES: usize = 2048;
+
+/// What `scopes` take sealed in a token.
+pub fn sealed_scope_bytes(scopes: &[String]) -> usize {
+    scopes.iter().map(|s| s.len() + 3).sum()
+}
 
 /// What a session token carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +56,13 @@ pub struct SealedSession {
     /// The upstream speaks MCP 2026-07-28: the gateway opened this session itself.
     #[serde(rename = "m", default, skip_serializing_if = "std::ops::Not::not")]
     pub modern_upstream: bool,
+    /// The scopes of the access token that opened the session; absent for keys and anonymous
+    /// callers, and in tokens sealed before scopes were, which therefore resume granting none:
+    /// rules requiring scopes refuse them (fail closed) rather than the token being refused.
+    /// A list rather than OAuth's space-separated string: an `scp` entry may hold a space, and
+    /// splitting it on resume would grant scopes the token never had.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// Unix seconds after which the token opens no session.
     #[serde(rename = "x")]
     pub expires: u64,
@@ -129,7 +150,7 @@ impl SessionKeys {
     /// The session a token carries, if it opens under either key (expiry is the caller's).
     pub fn open(&self, token: &str) -> Option<SealedSession> {
         // Far longer than any token the gateway makes: not worth decoding.
-        if token.len() > 4096 {
+        if token.len() > MAX_TOKEN_CHARS {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -201,6 +222,7 @@ mod tests {
             elicits: true,
             address: None,
             modern_upstream: false,
+            scopes: Some(vec!["mcp".into(), "orders".into()]),
             expires: u64::MAX,
         }
     }
@@ -236,6 +258,49 @@ mod tests {
         assert_eq!(rotated.open(&token), Some(session()));
         let dropped = SessionKeys::from_base64(&new, None).unwrap();
         assert_eq!(dropped.open(&token), None);
+    }
+
+    /// A token sealed before scopes were (this plaintext is what that version wrote) still
+    /// opens, granting none: scope rules refuse its calls rather than the session vanishing.
+    #[test]
+    fn a_token_sealed_without_scopes_opens_granting_none() {
+        let keys = SessionKeys::random();
+        let before = br#"{"i":"00","a":"bot","v":"2025-06-18","e":true,"x":18446744073709551615}"#;
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = keys
+            .current
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: before,
+                    aad: AAD,
+                },
+            )
+            .unwrap();
+        let token = URL_SAFE_NO_PAD.encode([&nonce[..], &sealed].concat());
+        let opened = keys.open(&token).expect("an earlier token opens");
+        assert_eq!(opened.agent.as_deref(), Some("bot"));
+        assert_eq!(opened.scopes, None);
+    }
+
+    /// The most scopes an access token may grant still make a token that opens, with the
+    /// longest agent name and upstream session id one is likely to meet.
+    #[test]
+    fn a_session_with_the_most_scopes_allowed_fits_in_a_token_that_opens() {
+        let keys = SessionKeys::random();
+        let scope = "s".repeat(17);
+        let scopes = vec![scope; MAX_SEALED_SCOPE_BYTES / 20];
+        assert!(sealed_scope_bytes(&scopes) <= MAX_SEALED_SCOPE_BYTES);
+        let session = SealedSession {
+            agent: Some("a".repeat(200)),
+            upstream_id: Some("u".repeat(200)),
+            address: Some("2001:db8::1".parse().unwrap()),
+            scopes: Some(scopes),
+            ..session()
+        };
+        let token = keys.seal(&session);
+        assert_eq!(keys.open(&token), Some(session), "{} chars", token.len());
     }
 
     #[test]

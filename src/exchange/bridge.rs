@@ -26,15 +26,17 @@ use crate::protocol::{method, parse_body, version, Body, Message};
 use crate::session::{BridgeCaller, BridgedSession, Opening, Session};
 use crate::upstream::{await_answer, Placement, Reply, Revision, UpstreamError};
 
-/// One 2026-07-28 request from `agent`, whose envelope the edge has checked.
+/// One 2026-07-28 request from `agent`, whose envelope the edge has checked, judged by the
+/// `scopes` its access token grants (each request brings its own: there is no session).
 pub async fn modern(
     gateway: &Arc<Gateway>,
     agent: Option<Arc<str>>,
+    scopes: Option<Arc<[String]>>,
     address: Option<IpAddr>,
     envelope: &Envelope,
     message: Message,
 ) -> Outcome {
-    let caller = (agent.clone(), address.filter(|_| agent.is_none()));
+    let caller = (agent.clone(), address.filter(|_| agent.is_none()), scopes);
     let opened = match gateway.upstream.revision().await {
         Ok(Revision::PerRequest(upstream)) => {
             per_request::caller_session(gateway, caller, address, &upstream)
@@ -122,6 +124,7 @@ async fn bridged_session(
         version: negotiated,
         address,
         modern_upstream: false,
+        scopes: caller.2.clone(),
     };
     let session = gateway
         .sessions

@@ -91,6 +91,7 @@ pub(super) fn caller_session(
         version: modern::VERSION,
         address,
         modern_upstream: true,
+        scopes: caller.2.clone(),
     };
     let session = gateway
         .sessions
@@ -136,6 +137,7 @@ pub(super) fn refused_initialize(reply: &Result<Reply, UpstreamError>) -> bool {
 pub(super) fn open_here(
     gateway: &Gateway,
     agent: Option<Arc<str>>,
+    scopes: Option<Arc<[String]>>,
     address: Option<IpAddr>,
     message: &Message,
     discovered: &Value,
@@ -165,6 +167,7 @@ pub(super) fn open_here(
         version: negotiated,
         address,
         modern_upstream: true,
+        scopes,
     };
     let session = match gateway
         .sessions

@@ -26,6 +26,7 @@ pub struct Opened {
 pub async fn initialize(
     gateway: &Arc<Gateway>,
     agent: Option<Arc<str>>,
+    scopes: Option<Arc<[String]>>,
     address: Option<IpAddr>,
     version: &'static str,
     message: Message,
@@ -55,7 +56,7 @@ pub async fn initialize(
         // Perhaps an upstream that dropped the handshake (2026-07-28 only): then the gateway
         // opens the session itself and speaks 2026-07-28 upstream for it.
         if let Ok(Revision::PerRequest(discovered)) = gateway.upstream.rediscover().await {
-            return per_request::open_here(gateway, agent, address, &message, &discovered);
+            return per_request::open_here(gateway, agent, scopes, address, &message, &discovered);
         }
     }
     let upstream_id = match &reply {
@@ -78,6 +79,7 @@ pub async fn initialize(
         version: negotiated(&message, &reply),
         address,
         modern_upstream: false,
+        scopes,
     };
     let session =
         match gateway

@@ -41,11 +41,7 @@ impl ToolsFilter {
         );
         // The scopes of the token that opened the session: a tool whose rule requires more is
         // hidden, as a denied one is.
-        let granted = self
-            .session
-            .as_ref()
-            .and_then(|s| s.scopes.get())
-            .map(|s| &s[..]);
+        let granted = self.session.as_ref().and_then(|s| s.scopes.as_deref());
         list.retain(|name| policy.tool_listed(agent, name, granted) && !broken.contains(name));
         if policy.advertises() {
             for tool in list.tools_mut() {

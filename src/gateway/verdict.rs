@@ -158,7 +158,7 @@ impl Gateway {
         if let (Decision::Allow { rule, .. } | Decision::Approval { rule, .. }, Some(tool)) =
             (&decision, message.tool_name())
         {
-            let granted = session.scopes.get().map(|s| &s[..]);
+            let granted = session.scopes.as_deref();
             let missing = policy.missing_scopes(session.agent.as_deref(), tool, granted);
             if !missing.is_empty() {
                 let reason = format!(

@@ -139,6 +139,14 @@ impl ResourceServer {
             .map_err(|e| BearerError::Invalid(e.to_string()))?
             .claims;
         let identity = self.identity(&claims)?;
+        // A session carries its scopes in its sealed id, which must stay short enough to open.
+        let sealed = crate::session_token::sealed_scope_bytes(&identity.scopes);
+        if sealed > crate::session_token::MAX_SEALED_SCOPE_BYTES {
+            return Err(BearerError::Invalid(format!(
+                "it grants {sealed} bytes of scopes; a session carries at most {}",
+                crate::session_token::MAX_SEALED_SCOPE_BYTES
+            )));
+        }
         let missing: Vec<String> = self
             .config
             .scopes
@@ -179,9 +187,11 @@ impl ResourceServer {
     }
 }
 
-/// `scope` (RFC 9068: space-separated) or `scp` (a list, as some providers send it).
+/// `scope` (RFC 9068: space-separated) or `scp` (a list, as some providers send it), sorted
+/// and without repeats: tokens granting the same scopes in another order are the same caller
+/// to the 2026-07-28 bridge (`session::BridgeCaller`), and seal the same.
 fn scopes(claims: &Value) -> Vec<String> {
-    match claims.get("scope").or_else(|| claims.get("scp")) {
+    let mut scopes: Vec<String> = match claims.get("scope").or_else(|| claims.get("scp")) {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
         Some(Value::Array(items)) => items
             .iter()
@@ -189,7 +199,10 @@ fn scopes(claims: &Value) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
-    }
+    };
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes
 }
 
 /// Whether a bearer credential reads as a JWT (three dot-separated parts) rather than an agent key.
@@ -205,6 +218,7 @@ mod tests {
     #[test]
     fn scopes_come_from_scope_or_scp() {
         assert_eq!(scopes(&json!({"scope": "a  b"})), ["a", "b"]);
+        assert_eq!(scopes(&json!({"scope": "b a b"})), ["a", "b"]);
         assert_eq!(scopes(&json!({"scp": ["x"]})), ["x"]);
         assert!(scopes(&json!({})).is_empty());
     }

@@ -110,7 +110,7 @@ pub fn check_session_scopes(
     session: &Session,
     caller: &Caller,
 ) -> Result<(), GatewayError> {
-    check_scopes(gateway, session.scopes.get().map(|s| &s[..]), caller)
+    check_scopes(gateway, session.scopes.as_deref(), caller)
 }
 
 /// The same for scopes kept elsewhere than in a session (a legacy stream's, before initialize):

@@ -211,6 +211,7 @@ async fn exchange_onto(gateway: &Arc<Gateway>, stream: &Arc<Stream>, message: Me
         let Opened { outcome, session } = exchange::initialize(
             gateway,
             stream.agent.clone(),
+            stream.scopes.clone(),
             stream.address,
             version::ASSUMED,
             message,
@@ -219,9 +220,6 @@ async fn exchange_onto(gateway: &Arc<Gateway>, stream: &Arc<Stream>, message: Me
         let answer = render::settle(outcome, id.as_ref(), within).await;
         let negotiated = answer.body.as_deref().and_then(negotiated_version);
         if let Some(session) = session {
-            if let Some(scopes) = &stream.scopes {
-                let _ = session.scopes.set(scopes.clone());
-            }
             let version = negotiated.unwrap_or(version::ASSUMED);
             *stream.session.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((session.clone(), version));

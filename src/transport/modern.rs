@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::caller::Caller;
 use super::error::GatewayError;
 use super::headers::AnswerFormat;
 use super::render;
@@ -19,7 +20,7 @@ use crate::protocol::{modern, Kind, Message, MessageError};
 pub async fn accept(
     gateway: &Arc<Gateway>,
     headers: &HeaderMap,
-    agent: Option<Arc<str>>,
+    caller: Caller,
     address: Option<IpAddr>,
     format: AnswerFormat,
     message: Message,
@@ -41,6 +42,15 @@ pub async fn accept(
         Err(refused) => return Ok(GatewayError::from(refused).into_response_for(id.as_ref())),
     };
     let within = gateway.config.limits.upstream_timeout;
-    let outcome = exchange::modern(gateway, agent, address, &envelope, message).await;
+    // No session carries the scopes: this request's token is the one its rules judge by.
+    let outcome = exchange::modern(
+        gateway,
+        caller.agent,
+        caller.scopes,
+        address,
+        &envelope,
+        message,
+    )
+    .await;
     Ok(render::response(outcome, format, id, within).await)
 }

@@ -60,7 +60,7 @@ async fn accept(
     match body {
         protocol::Body::Single(message) => {
             if protocol::modern::is_requested(headers, &message) {
-                return super::modern::accept(gateway, headers, agent, address, format, message)
+                return super::modern::accept(gateway, headers, caller, address, format, message)
                     .await;
             }
             // Checked after parsing so the refusal carries the request's id: that is how a
@@ -73,10 +73,8 @@ async fn accept(
             if message.is(method::INITIALIZE) {
                 let version = version.unwrap_or(version::ASSUMED);
                 let Opened { outcome, session } =
-                    exchange::initialize(gateway, agent, address, version, message).await;
-                if let (Some(session), Some(scopes)) = (&session, &caller.scopes) {
-                    let _ = session.scopes.set(scopes.clone());
-                }
+                    exchange::initialize(gateway, agent, caller.scopes, address, version, message)
+                        .await;
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
                     let value = HeaderValue::from_str(&session.id)

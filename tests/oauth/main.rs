@@ -1,12 +1,16 @@
 //! OAuth 2.1 access tokens: an authorization server started by the test (its metadata and JWKS
 //! served over a real socket, its keys generated here), tokens minted by the test, and the
 //! gateway as the resource server in front of the simulator (`world.rs`). Sessions opened with a
-//! token, on streamable HTTP (`sessions.rs`) and the legacy HTTP+SSE transport (`legacy.rs`).
+//! token, on streamable HTTP (`sessions.rs`) and the legacy HTTP+SSE transport (`legacy.rs`),
+//! resumed by another replica (`replicas.rs`); MCP 2026-07-28 requests, which have no session
+//! (`modern.rs`).
 //! A real OpenID Connect provider and the Python SDK's OAuth client are in tests/oidc.rs.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod legacy;
+mod modern;
+mod replicas;
 mod sessions;
 mod world;
 
@@ -210,4 +214,18 @@ async fn a_rule_that_requires_a_scope_refuses_tokens_without_it() {
         .await;
     assert_eq!(answer.status, 403, "{}", answer.text);
     assert_eq!(world.simulator.tool_calls("get_order_book"), 1);
+}
+
+#[tokio::test]
+async fn a_token_granting_more_scopes_than_a_session_can_carry_is_refused() {
+    let world = World::start().await;
+    // A session carries its token's scopes sealed in its id, which must stay short enough to
+    // open: such a token would open a session that no later request could use.
+    let many: Vec<String> = (0..200).map(|i| format!("scope-number-{i:04}")).collect();
+    let token = world.token_for("research-bot", &format!("mcp {}", many.join(" ")));
+    let answer = world.try_initialize(Some(&token)).await;
+    assert_eq!(answer.status, 401, "{}", answer.text);
+    assert!(challenge(&answer).contains(r#"error="invalid_token""#));
+    assert!(answer.text.contains("bytes of scopes"), "{}", answer.text);
+    assert!(world.simulator.received().is_empty());
 }

@@ -8,15 +8,16 @@ use serde_json::json;
 use crate::common::{SESSION, VERSION};
 use crate::world::World;
 
-/// GET or DELETE of `session` with `token`, answered as far as the status line.
-async fn session_request(
-    world: &World,
+/// GET or DELETE of `session` with `token` at the gateway at `url`, answered as far as the
+/// status line.
+pub async fn session_request(
+    url: &str,
     method: Method,
     token: &str,
     session: &str,
 ) -> reqwest::Response {
     reqwest::Client::new()
-        .request(method, &world.harness.url)
+        .request(method, url)
         .header(ACCEPT, "text/event-stream")
         .header(AUTHORIZATION, format!("Bearer {token}"))
         .header(SESSION, session)
@@ -26,7 +27,7 @@ async fn session_request(
         .unwrap()
 }
 
-fn www_authenticate(response: &reqwest::Response) -> String {
+pub fn www_authenticate(response: &reqwest::Response) -> String {
     response
         .headers()
         .get("www-authenticate")
@@ -80,7 +81,8 @@ async fn get_and_delete_of_a_session_need_its_agent_and_its_scopes() {
     ];
     for method in [Method::GET, Method::DELETE] {
         for (case, token, status, challenge) in &refusals {
-            let response = session_request(&world, method.clone(), token, &session).await;
+            let response =
+                session_request(&world.harness.url, method.clone(), token, &session).await;
             assert_eq!(response.status(), *status, "{method} with the {case} token");
             assert!(
                 www_authenticate(&response).contains(challenge),
@@ -96,14 +98,14 @@ async fn get_and_delete_of_a_session_need_its_agent_and_its_scopes() {
         .call_tool("get_order_book", json!({"symbol": "BTCUSDT"}))
         .await;
     assert!(!answer.is_tool_error(), "{}", answer.text);
-    let stream = session_request(&world, Method::GET, &owner_token, &session).await;
+    let stream = session_request(&world.harness.url, Method::GET, &owner_token, &session).await;
     assert!(
         [200, 405].contains(&stream.status().as_u16()),
         "{}",
         stream.status()
     );
     drop(stream);
-    let ended = session_request(&world, Method::DELETE, &owner_token, &session).await;
+    let ended = session_request(&world.harness.url, Method::DELETE, &owner_token, &session).await;
     assert_eq!(ended.status(), 204);
     let gone = owner
         .call_tool("get_price", json!({"symbol": "BTCUSDT"}))

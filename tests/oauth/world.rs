@@ -1,6 +1,8 @@
 //! The world the OAuth tests run in: an authorization server started by the test (its metadata
 //! and JWKS served over a real socket, its keys generated here), tokens minted by the test, and
-//! the gateway as the resource server in front of the simulator.
+//! the gateway as the resource server in front of the simulator (or an upstream of the test's).
+//! Its gateways share one session key, so a second one (`World::replica`) resumes the first's
+//! sessions as another replica would.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -150,33 +152,34 @@ pub struct World {
     pub simulator: Simulator,
     pub forwarded_authorization: Arc<Mutex<Vec<String>>>,
     pub public_url: String,
+    /// The `--session-key` every gateway of this world is given.
+    pub session_key: String,
 }
 
 impl World {
     pub async fn start() -> Self {
-        let key = SigningKey::generate("key-1");
-        let server = AuthServer::start(&key).await;
         let (simulator, upstream, forwarded_authorization) =
             upstream_recording_authorization().await;
+        Self::in_front_of(upstream, simulator, forwarded_authorization).await
+    }
+
+    /// The world in front of `upstream` (its simulator is then unused).
+    pub async fn start_with_upstream(upstream: String) -> Self {
+        let simulator = Simulator::new(SimulatorOptions::default());
+        Self::in_front_of(upstream, simulator, Arc::default()).await
+    }
+
+    async fn in_front_of(
+        upstream: String,
+        simulator: Simulator,
+        forwarded_authorization: Arc<Mutex<Vec<String>>>,
+    ) -> Self {
+        let key = SigningKey::generate("key-1");
+        let server = AuthServer::start(&key).await;
         let public_url = "https://gateway.example/mcp".to_owned();
-        let harness = common::start_with(Setup {
-            policy: POLICY.into(),
-            upstream: Some(upstream),
-            audit: true,
-            agents: vec![format!(
-                "key-bot=sha256:{}",
-                hex::encode(mcpgate::auth::digest_of(KEY_BOT))
-            )],
-            oauth: Some(OAuthConfig {
-                issuers: vec![server.issuer.parse().unwrap()],
-                public_url: public_url.parse().unwrap(),
-                scopes: vec!["mcp".into()],
-                agent_claim: None,
-                jwks_min_refresh: Duration::ZERO,
-            }),
-            ..Setup::default()
-        })
-        .await;
+        let session_key = mcpgate::session_token::new_key();
+        let harness =
+            common::start_with(gateway_setup(&server, &public_url, &session_key, upstream)).await;
         Self {
             harness,
             server,
@@ -184,7 +187,20 @@ impl World {
             simulator,
             forwarded_authorization,
             public_url,
+            session_key,
         }
+    }
+
+    /// Another gateway as the first is configured, in front of the same upstream and with the
+    /// same session key: a replica that has seen none of the first one's sessions.
+    pub async fn replica(&self) -> common::Harness {
+        let setup = gateway_setup(
+            &self.server,
+            &self.public_url,
+            &self.session_key,
+            self.harness.upstream_url.clone(),
+        );
+        common::start_with(setup).await
     }
 
     pub fn claims(&self) -> Value {
@@ -220,6 +236,35 @@ impl World {
                 "clientInfo": {"name": "t", "version": "1"}}}),
             )
             .await
+    }
+}
+
+fn gateway_setup(
+    server: &AuthServer,
+    public_url: &str,
+    session_key: &str,
+    upstream: String,
+) -> Setup {
+    Setup {
+        policy: POLICY.into(),
+        upstream: Some(upstream),
+        audit: true,
+        agents: vec![format!(
+            "key-bot=sha256:{}",
+            hex::encode(mcpgate::auth::digest_of(KEY_BOT))
+        )],
+        oauth: Some(OAuthConfig {
+            issuers: vec![server.issuer.parse().unwrap()],
+            public_url: public_url.parse().unwrap(),
+            scopes: vec!["mcp".into()],
+            agent_claim: None,
+            jwks_min_refresh: Duration::ZERO,
+        }),
+        replicas: mcpgate::config::ReplicaConfig {
+            session_key: Some(session_key.to_owned()),
+            ..Default::default()
+        },
+        ..Setup::default()
     }
 }
 
