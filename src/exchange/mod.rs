@@ -12,6 +12,7 @@ mod held;
 mod per_request;
 mod pins;
 mod results;
+mod rounds;
 mod session;
 mod tools_list;
 
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 pub use bridge::modern;
 pub use held::HeldCall;
+pub use rounds::Rounds;
 pub use session::{end_session, initialize, open_stream, Opened, StreamRefused};
 
 use crate::gateway::{Gateway, Verdict};
