@@ -326,3 +326,34 @@ async fn a_client_that_cannot_elicit_is_not_asked() {
     assert_eq!(answers.len(), 1, "{messages:?}");
     assert_eq!(answers[0]["error"]["code"], -32601);
 }
+
+/// A caller holding its most open rounds (`--max-input-rounds-per-agent`, 0 here) is not asked
+/// again: the upstream's question is answered with an error naming the bound.
+#[tokio::test]
+async fn a_caller_at_its_round_cap_is_not_asked() {
+    let (url, mut seen) = asking_upstream().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        limits: mcpgate::config::Limits {
+            max_input_rounds_per_caller: 0,
+            ..Default::default()
+        },
+        ..Setup::default()
+    })
+    .await;
+    let answer = ask_name(&harness.client(), 1, &eliciting(), json!({}), None).await;
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "no name",
+        "{answer}"
+    );
+    let messages = received(&mut seen);
+    let answers = answers_to_q1(&messages);
+    assert_eq!(answers.len(), 1, "{messages:?}");
+    assert!(
+        answers[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-input-rounds-per-agent"),
+        "{messages:?}"
+    );
+}

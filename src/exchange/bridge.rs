@@ -9,7 +9,8 @@
 //! and approvals are the same code. Only the shapes differ, and they are converted here:
 //! `server/discover` is answered from the upstream's initialize result, results gain
 //! `resultType` (and `ttlMs`/`cacheScope` on lists), and an approval the rule puts to the user is
-//! an input-required round rather than an `elicitation/create` on a stream.
+//! an input-required round rather than an `elicitation/create` on a stream, as are the
+//! upstream's own questions during a call (`rounds.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -62,7 +63,7 @@ pub async fn modern(
         Err(outcome) => return outcome,
     };
     if let Some(Retry { state, answer }) = round {
-        if rounds::is_upstream_round(&state) {
+        if rounds::is_round(&state) {
             let outcome =
                 rounds::resume(gateway, envelope, &session, message, &state, answer).await;
             return to_modern(outcome, &method, id.as_ref(), envelope).await;
@@ -197,10 +198,12 @@ async fn ask(
 }
 
 /// `server/discover`'s result for a handshake-era upstream: its capabilities, instructions and
-/// name, and the handshake-era revisions only. A server-to-client request of such an upstream
-/// during a call (an elicitation) is not yet relayed as an input-required round, so a client
-/// that negotiates (mcp 2.x "auto") is told to initialize, and sees exactly what it sees
-/// talking to the upstream directly; a client pinned to 2026-07-28 is still served, bridged.
+/// name, and the handshake-era revisions only. The upstream's questions during a call reach a
+/// 2026-07-28 client as rounds (`rounds.rs`), but what it sends outside any call (the GET
+/// stream: `list_changed`, resource updates) has no 2026-07-28 way to the client until
+/// `subscriptions/listen` is bridged. So a client that negotiates (mcp 2.x "auto") is told to
+/// initialize, and sees exactly what it sees talking to the upstream directly; a client pinned
+/// to 2026-07-28 is still served, bridged.
 fn discovered(server: &Value) -> Value {
     let mut result = json!({
         "supportedVersions": version::SUPPORTED,

@@ -27,7 +27,6 @@ use serde_json::Value;
 
 pub use bridge::modern;
 pub use held::HeldCall;
-pub use rounds::Rounds;
 pub use session::{end_session, initialize, open_stream, Opened, StreamRefused};
 
 use crate::gateway::{Gateway, Verdict};

@@ -11,12 +11,13 @@
 //! response to its question, and the held stream is read on: the final result (under the
 //! retry's id), or the next question as the next round.
 //!
-//! - **The state is a random name, not a sealed token.** The round lives in this process (the
-//!   upstream's open stream is held here), so a state that opened elsewhere could do nothing
-//!   there; a lookup gives what a seal would (unforgeable, bound) without implying it. The
-//!   round is bound to its caller's session (agent, or address for anonymous callers) and to
-//!   the call as policed (method and params, without the envelope): any other retry is refused
-//!   as an invalid `requestState`, and the round stays for its caller.
+//! - **The state is a random name, not a sealed token** (`gateway/rounds.rs` holds the rounds).
+//!   The round lives in this process (the upstream's open stream is held here), so a state
+//!   that opened elsewhere could do nothing there; a lookup gives what a seal would
+//!   (unforgeable, bound) without implying it. The round is bound to its caller's session
+//!   (agent, or address for anonymous callers) and to the call as policed (method and params,
+//!   without the envelope): any other retry is refused as an invalid `requestState`, and the
+//!   round stays for its caller.
 //! - **One call, once counted.** The retry is policed again (`police_continued`): a rule that
 //!   now denies it, or arguments that no longer pass, refuse it and cancel the upstream call.
 //!   Its rate limits are not taken again and an approval rule does not hold it again: the
@@ -28,117 +29,73 @@
 //! - **What the client cannot answer, the gateway does.** A question the client declared no
 //!   capability for, or any other request, is answered "method not found"; `ping` is answered.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use rand::RngCore;
 use serde_json::{json, Value};
 
 use super::forward::refuse;
 use super::{ExchangeError, Messages, Outcome};
 use crate::audit::AuditDecision;
+use crate::gateway::rounds::Round;
+pub(super) use crate::gateway::rounds::{is_round, Call};
 use crate::gateway::{Gateway, Verdict};
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{code, method, Message, SseEvent};
 use crate::session::Session;
-use crate::upstream::{Placement, Reply, UpstreamError};
-
-/// `requestState` of the gateway's rounds of an upstream's questions.
-const STATE_PREFIX: &str = "mcpgate-round-";
+use crate::upstream::{EventStream, Placement, Reply, UpstreamError};
 
 /// The rule an invalid `requestState` is audited under.
 const ROUND_RULE: &str = "input_round";
 
-/// The rounds open in this process, by `requestState`.
-#[derive(Default)]
-pub struct Rounds {
-    open: Mutex<HashMap<String, Round>>,
-}
-
-/// An upstream call waiting on the client's answer.
-struct Round {
-    call: Call,
-    /// The id of the upstream's question: the client's answer goes back under it.
+/// Holds the call's stream (`messages`, after the upstream's question `asked`) until the
+/// client's retry or `--input-round-secs`, whichever is first: the round's name, or the stream
+/// back when the caller holds the most rounds it may.
+fn park(
+    gateway: &Arc<Gateway>,
+    call: &Call,
     asked: Value,
-    /// The upstream's stream, after the question.
     messages: Messages,
+) -> Result<String, Messages> {
+    let limits = &gateway.config.limits;
+    let round = Round {
+        call: call.clone(),
+        asked,
+        events: held(messages),
+    };
+    let state = gateway
+        .rounds
+        .park(round, limits.max_input_rounds_per_caller)
+        .map_err(relayed)?;
+    let (gateway, key, wait) = (gateway.clone(), state.clone(), limits.input_round_timeout);
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        if let Some(round) = gateway.rounds.take(&key, |_| true) {
+            let why = format!(
+                "the client did not answer within {} s (--input-round-secs)",
+                wait.as_secs()
+            );
+            abandon(&gateway, round, &why).await;
+        }
+    });
+    Ok(state)
 }
 
-/// What a round is bound to: the caller's session, the call as policed, and the id it was sent
-/// upstream under.
-#[derive(Clone)]
-pub(super) struct Call {
-    session: Arc<Session>,
-    /// `method` and `params` without `_meta`: the envelope may change between rounds.
-    body: Value,
-    upstream_id: Value,
+/// A relayed stream as the gateway's shared state holds it. Its failures are the upstream's
+/// (`answers.rs` and `results.rs` fail with nothing else); should another come, it still ends
+/// the stream.
+fn held(messages: Messages) -> EventStream {
+    Box::pin(messages.map(|item| {
+        item.map_err(|err| match err {
+            ExchangeError::Upstream(err) => err,
+            other => UpstreamError::StreamBroken(other.to_string()),
+        })
+    }))
 }
 
-impl Call {
-    /// `message` (its round fields already taken off) as sent in `session`.
-    pub(super) fn of(session: &Arc<Session>, message: &Message) -> Self {
-        let mut params = message.params().unwrap_or(Value::Null);
-        if let Some(fields) = params.as_object_mut() {
-            fields.remove("_meta");
-        }
-        Self {
-            session: session.clone(),
-            body: json!({"method": message.method(), "params": params}),
-            upstream_id: message.id().cloned().unwrap_or(Value::Null),
-        }
-    }
-}
-
-/// Is this `requestState` one of the gateway's rounds of an upstream's questions?
-pub(super) fn is_upstream_round(state: &str) -> bool {
-    state.starts_with(STATE_PREFIX)
-}
-
-impl Rounds {
-    /// Holds `round`, unless its caller holds the most it may; its name, or its stream back.
-    fn park(&self, gateway: &Arc<Gateway>, round: Round) -> Result<String, Messages> {
-        let cap = gateway.config.limits.max_input_rounds_per_caller;
-        let mut random = [0u8; 16];
-        rand::rng().fill_bytes(&mut random);
-        let state = format!("{STATE_PREFIX}{}", hex::encode(random));
-        {
-            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-            let caller = &round.call.session.id;
-            if open
-                .values()
-                .filter(|r| &r.call.session.id == caller)
-                .count()
-                >= cap
-            {
-                return Err(round.messages);
-            }
-            open.insert(state.clone(), round);
-        }
-        let (gateway, key) = (gateway.clone(), state.clone());
-        let wait = gateway.config.limits.input_round_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            if let Some(round) = gateway.rounds.take(&key, |_| true) {
-                let why = format!(
-                    "the client did not answer within {} s (--input-round-secs)",
-                    wait.as_secs()
-                );
-                abandon(&gateway, round, &why).await;
-            }
-        });
-        Ok(state)
-    }
-
-    /// The round named `state`, taken if `fits` says it may be.
-    fn take(&self, state: &str, fits: impl FnOnce(&Round) -> bool) -> Option<Round> {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if !open.get(state).is_some_and(fits) {
-            return None;
-        }
-        open.remove(state)
-    }
+fn relayed(events: EventStream) -> Messages {
+    Box::pin(events.map(|item| item.map_err(ExchangeError::from)))
 }
 
 /// `outcome` of `call`, with the upstream's questions on its stream put to the client as rounds.
@@ -177,7 +134,7 @@ pub(super) async fn resume(
 ) -> Outcome {
     let started = Instant::now();
     let call = Call::of(session, &message);
-    let fits = |round: &Round| round.call.session.id == session.id && round.call.body == call.body;
+    let fits = |round: &Round| round.call.is(&call);
     let round = match answer {
         Some(answer) => gateway
             .rounds
@@ -227,7 +184,7 @@ pub(super) async fn resume(
         call: round.call,
         answer_as: message.id().cloned().unwrap_or(Value::Null),
     };
-    Outcome::Streamed(watched(watch, round.messages))
+    Outcome::Streamed(watched(watch, relayed(round.events)))
 }
 
 /// A retry whose `requestState` names no round of this caller and this call: refused, and
@@ -324,12 +281,7 @@ fn watched(watch: Watch, messages: Messages) -> Messages {
                         Asked::Answer(reply) => reply,
                         Asked::Round => {
                             let request = json!({"method": asked, "params": message.get("params")});
-                            let round = Round {
-                                call: watch.call.clone(),
-                                asked: id.clone(),
-                                messages,
-                            };
-                            match watch.gateway.rounds.park(&watch.gateway, round) {
+                            match park(&watch.gateway, &watch.call, id.clone(), messages) {
                                 Ok(state) => {
                                     let answer = modern::input_required(
                                         Some(&watch.answer_as),
@@ -373,7 +325,7 @@ async fn abandon(gateway: &Gateway, round: Round, why: &str) {
         tracing::warn!(error = %err, "could not cancel the upstream call of an abandoned input round");
     }
     tracing::info!(session = %round.call.session.id, reason = why, "input round abandoned; the upstream call was cancelled");
-    drop(round.messages);
+    drop(round.events);
 }
 
 /// Sends the gateway's response or notification in `session`, which the upstream takes

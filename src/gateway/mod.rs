@@ -5,6 +5,7 @@
 
 mod log;
 mod readiness;
+pub mod rounds;
 mod verdict;
 
 use std::path::PathBuf;
@@ -67,7 +68,7 @@ pub struct Gateway {
     pub bridge: crate::session::BridgedSessions,
     /// Calls of a handshake-era upstream waiting on a 2026-07-28 client's answers
     /// (`exchange/rounds.rs`): in this process, since the upstream's stream is held here.
-    pub rounds: crate::exchange::Rounds,
+    pub rounds: rounds::Rounds,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -218,7 +219,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         metrics,
         readiness: Readiness::default(),
         bridge: crate::session::BridgedSessions::default(),
-        rounds: crate::exchange::Rounds::default(),
+        rounds: rounds::Rounds::default(),
         config,
     }))
 }
