@@ -186,6 +186,11 @@ pub struct Limits {
     pub session_idle: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// How long a handshake-era upstream's question to a 2026-07-28 client (an input-required
+    /// round) waits for the client's retry before the upstream's call is cancelled.
+    pub input_round_timeout: Duration,
+    /// How many such rounds one caller may have open at once.
+    pub max_input_rounds_per_caller: usize,
     /// How anonymous callers are counted under rate limits of scope "agent".
     pub anonymous_rate_limits: AnonymousLimits,
 }
@@ -214,6 +219,8 @@ impl Default for Limits {
             session_idle: Duration::from_secs(30 * 60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
+            input_round_timeout: Duration::from_secs(300),
+            max_input_rounds_per_caller: 16,
             anonymous_rate_limits: AnonymousLimits::Shared,
         }
     }

@@ -10,29 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use common::modern::*;
 use common::*;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
-
-const MODERN: &str = "2026-07-28";
-
-fn modern_headers(client: &Client, method: &str, name: Option<&str>) -> HeaderMap {
-    let mut headers = client.headers();
-    headers.insert("mcp-protocol-version", HeaderValue::from_static(MODERN));
-    headers.insert("mcp-method", HeaderValue::from_str(method).unwrap());
-    if let Some(name) = name {
-        headers.insert("mcp-name", HeaderValue::from_str(name).unwrap());
-    }
-    headers
-}
-
-fn request(id: i64, method: &str, mut params: Value) -> String {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"}});
-    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string()
-}
 
 #[tokio::test]
 async fn server_discover_is_answered_from_the_upstreams_initialize() {
@@ -405,15 +386,4 @@ async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
         );
     }
     assert_eq!(received[3].0["mcp-name"], "get_price");
-}
-
-/// The one JSON-RPC answer in a JSON or SSE body.
-fn sse_or_json(answer: &Answer) -> Value {
-    if answer.body.is_object() {
-        return answer.body.clone();
-    }
-    sse_messages(&answer.text)
-        .into_iter()
-        .find(|m| m.get("result").is_some() || m.get("error").is_some())
-        .unwrap_or_else(|| panic!("no answer in {}", answer.text))
 }

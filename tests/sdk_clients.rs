@@ -354,6 +354,48 @@ async fn python_sdk_pinned_to_2026_07_28_is_bridged_to_a_2025_upstream() {
     assert_eq!(harness.simulator.tool_calls("get_price"), 1);
 }
 
+/// The Python client pinned to 2026-07-28 in front of server-everything (2025-xx only): the
+/// server's `elicitation/create` and `sampling/createMessage`, sent on the call's stream, reach
+/// the client as input-required rounds (`exchange/rounds.rs`); its callbacks answer, the retry
+/// carries the answers, and the tools' results say what the callbacks answered.
+#[tokio::test]
+async fn python_sdk_pinned_to_2026_07_28_answers_an_old_servers_questions_in_rounds() {
+    let (_server, url) = start_everything().await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        audit: true,
+        ..Setup::default()
+    })
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "modern-everything").await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    let elicited = &seen["elicitation"];
+    assert_ne!(elicited["isError"], true, "{seen}");
+    assert!(elicited.to_string().contains("Ada Lovelace"), "{seen}");
+    assert_eq!(elicited["resultType"], "complete", "{seen}");
+    assert_eq!(
+        seen["sampled"],
+        serde_json::json!(["Resource trigger-sampling-request context: say hello"]),
+        "{seen}"
+    );
+    assert!(
+        seen["sampling"].to_string().contains("a sampled answer"),
+        "{seen}"
+    );
+    // Each tool call is audited once as a call and once as its round's retry, never refused.
+    let calls: Vec<Value> = harness
+        .audit_lines()
+        .into_iter()
+        .filter(|line| line["method"] == "tools/call")
+        .collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(
+        calls.iter().all(|line| line["decision"] == "allow"),
+        "{calls:?}"
+    );
+}
+
 /// tests/clients/modern_server.py: a Python SDK server speaking MCP 2026-07-28 (and the
 /// handshake too, unless `modern_only`). Returns once it listens, with its MCP URL.
 async fn start_modern_fixture(modern_only: bool) -> (Child, String) {

@@ -245,6 +245,13 @@ pub struct GatewayOptions {
     /// Seconds allowed for the upstream's answer (its headers; all of it for JSON answers).
     #[arg(long, env = "MCPGATE_UPSTREAM_TIMEOUT_SECS", default_value_t = Limits::default().upstream_timeout.as_secs())]
     pub upstream_timeout_secs: u64,
+    /// Seconds a 2026-07-28 client has to answer what a handshake-era upstream asked during a
+    /// call (an input-required round) before that upstream call is cancelled.
+    #[arg(long, env = "MCPGATE_INPUT_ROUND_SECS", default_value_t = Limits::default().input_round_timeout.as_secs())]
+    pub input_round_secs: u64,
+    /// Most input-required rounds one caller (agent, or anonymous address) may have open.
+    #[arg(long, env = "MCPGATE_MAX_INPUT_ROUNDS_PER_AGENT", default_value_t = Limits::default().max_input_rounds_per_caller)]
+    pub max_input_rounds_per_agent: usize,
     /// Serve Prometheus metrics on GET /metrics at this address (also on --admin-listen when set).
     #[arg(long, env = "MCPGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -335,6 +342,8 @@ impl GatewayOptions {
                 session_idle: Duration::from_secs(self.session_idle_secs),
                 upstream_connect_timeout: Duration::from_secs(self.upstream_connect_timeout_secs),
                 upstream_timeout: Duration::from_secs(self.upstream_timeout_secs),
+                input_round_timeout: Duration::from_secs(self.input_round_secs),
+                max_input_rounds_per_caller: self.max_input_rounds_per_agent,
                 anonymous_rate_limits: self.anonymous_rate_limits,
             },
         }

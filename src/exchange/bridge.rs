@@ -9,7 +9,8 @@
 //! and approvals are the same code. Only the shapes differ, and they are converted here:
 //! `server/discover` is answered from the upstream's initialize result, results gain
 //! `resultType` (and `ttlMs`/`cacheScope` on lists), and an approval the rule puts to the user is
-//! an input-required round rather than an `elicitation/create` on a stream.
+//! an input-required round rather than an `elicitation/create` on a stream, as are the
+//! upstream's own questions during a call (`rounds.rs`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{held, per_request, ExchangeError, Messages, Outcome};
+use super::{held, per_request, rounds, ExchangeError, Messages, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
@@ -63,14 +64,27 @@ pub async fn modern(
         Ok(taken) => taken,
         Err(outcome) => return outcome,
     };
-    if let Some((state, result)) = round {
-        if let Some(outcome) =
-            held::answer_round(gateway, &session, &message, &state, &result).await
-        {
+    if let Some(Retry { state, answer }) = round {
+        if rounds::is_round(&state) {
+            let outcome =
+                rounds::resume(gateway, envelope, &session, message, &state, answer).await;
             return to_modern(outcome, &method, id.as_ref(), envelope).await;
         }
+        if let Some(answer) = answer {
+            if let Some(outcome) =
+                held::answer_round(gateway, &session, &message, &state, &answer).await
+            {
+                return to_modern(outcome, &method, id.as_ref(), envelope).await;
+            }
+        }
     }
+    // A handshake-era upstream asks its questions on the call's stream: they become rounds.
+    let call = (!session.modern_upstream).then(|| rounds::Call::of(&session, &message));
     let outcome = super::exchange(gateway, &session, session.version, message).await;
+    let outcome = match call {
+        Some(call) => rounds::watch(gateway, envelope, call, outcome),
+        None => outcome,
+    };
     to_modern(outcome, &method, id.as_ref(), envelope).await
 }
 
@@ -94,8 +108,11 @@ async fn bridged_session(
     }
     let init = json!({"jsonrpc": "2.0", "id": "mcpgate-bridge", "method": method::INITIALIZE,
         "params": {"protocolVersion": version::LATEST,
-        // Asked for so that an approval can be put to a 2026-07-28 user as a round.
-        "capabilities": {"elicitation": {}},
+        // Asked for so that an approval, and the upstream's own questions during a call, can
+        // be put to a 2026-07-28 client as rounds (`rounds.rs`); a client whose envelope lacks
+        // the capability gets none, the gateway answers "method not found" for it. Not roots:
+        // a server may ask for them outside any call, with no stream here to carry it.
+        "capabilities": {"elicitation": {}, "sampling": {}},
         "clientInfo": {"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")}}});
     let (answer, upstream_id) = ask(gateway, &init, None, version::LATEST).await?;
     let server = answer
@@ -184,10 +201,12 @@ async fn ask(
 }
 
 /// `server/discover`'s result for a handshake-era upstream: its capabilities, instructions and
-/// name, and the handshake-era revisions only. A server-to-client request of such an upstream
-/// during a call (an elicitation) is not yet relayed as an input-required round, so a client
-/// that negotiates (mcp 2.x "auto") is told to initialize, and sees exactly what it sees
-/// talking to the upstream directly; a client pinned to 2026-07-28 is still served, bridged.
+/// name, and the handshake-era revisions only. The upstream's questions during a call reach a
+/// 2026-07-28 client as rounds (`rounds.rs`), but what it sends outside any call (the GET
+/// stream: `list_changed`, resource updates) has no 2026-07-28 way to the client until
+/// `subscriptions/listen` is bridged. So a client that negotiates (mcp 2.x "auto") is told to
+/// initialize, and sees exactly what it sees talking to the upstream directly; a client pinned
+/// to 2026-07-28 is still served, bridged.
 fn discovered(server: &Value) -> Value {
     let mut result = json!({
         "supportedVersions": version::SUPPORTED,
@@ -205,14 +224,21 @@ fn discovered(server: &Value) -> Value {
     result
 }
 
+/// A request repeated for a round: the round's state, and the client's answer to it.
+struct Retry {
+    state: String,
+    answer: Option<Value>,
+}
+
 /// The answer to a repeated request (`inputResponses`, `requestState`) taken off it: a
 /// handshake-era upstream knows neither, and an approval covers the call without them. With
-/// `only_the_gateways`, a round the upstream started is left on the request for it.
+/// `only_the_gateways`, a round the upstream started is left on the request for it. The round's
+/// key is its state, so the answer is the response under that key (`None`: the client gave none).
 #[allow(clippy::result_large_err)]
 fn take_round(
     message: Message,
     only_the_gateways: bool,
-) -> Result<(Message, Option<(String, Value)>), Outcome> {
+) -> Result<(Message, Option<Retry>), Outcome> {
     let Some(mut params) = message.params() else {
         return Ok((message, None));
     };
@@ -220,24 +246,27 @@ fn take_round(
         return Ok((message, None));
     };
     let the_gateways = fields
-        .get("requestState")
+        .get(modern::REQUEST_STATE)
         .and_then(Value::as_str)
         .is_some_and(held::is_own_round);
     if only_the_gateways && !the_gateways {
         return Ok((message, None));
     }
     let (responses, state) = (
-        fields.remove("inputResponses"),
-        fields.remove("requestState"),
+        fields.remove(modern::INPUT_RESPONSES),
+        fields.remove(modern::REQUEST_STATE),
     );
     if responses.is_none() && state.is_none() {
         return Ok((message, None));
     }
     let round = match (state, responses) {
-        (Some(Value::String(state)), Some(mut responses)) => responses
-            .get_mut(&state)
-            .map(Value::take)
-            .map(|answer| (state, answer)),
+        (Some(Value::String(state)), mut responses) => {
+            let answer = responses
+                .as_mut()
+                .and_then(|r| r.get_mut(&state))
+                .map(Value::take);
+            Some(Retry { state, answer })
+        }
         _ => None,
     };
     let mut whole: Value =
@@ -272,11 +301,7 @@ async fn to_modern(
         Outcome::Held(held) => {
             if envelope.elicits() {
                 if let Some((key, request)) = held.input_request().await {
-                    return answered(json!({"jsonrpc": "2.0", "id": id, "result": {
-                        "resultType": modern::RESULT_INPUT_REQUIRED,
-                        "inputRequests": { key.clone(): request },
-                        "requestState": key,
-                    }}));
+                    return answered(modern::input_required(id, &key, request, &key));
                 }
             }
             Outcome::Streamed(completed(held.into_messages(), method))

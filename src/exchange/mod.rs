@@ -12,6 +12,7 @@ mod held;
 mod per_request;
 mod pins;
 mod results;
+mod rounds;
 mod session;
 mod tools_list;
 

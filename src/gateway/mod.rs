@@ -5,6 +5,7 @@
 
 mod log;
 mod readiness;
+pub mod rounds;
 mod verdict;
 
 use std::path::PathBuf;
@@ -65,6 +66,9 @@ pub struct Gateway {
     pub readiness: Readiness,
     /// Upstream sessions kept for MCP 2026-07-28 callers, who open none (`exchange/bridge.rs`).
     pub bridge: crate::session::BridgedSessions,
+    /// Calls of a handshake-era upstream waiting on a 2026-07-28 client's answers
+    /// (`exchange/rounds.rs`): in this process, since the upstream's stream is held here.
+    pub rounds: rounds::Rounds,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -215,6 +219,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         metrics,
         readiness: Readiness::default(),
         bridge: crate::session::BridgedSessions::default(),
+        rounds: rounds::Rounds::default(),
         config,
     }))
 }

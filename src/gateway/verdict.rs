@@ -55,29 +55,44 @@ enum Decided<'p> {
     Limited { rule: &'p str, limits: Limits<'p> },
 }
 
+/// What stands behind a call besides its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Approved {
-    Yes,
-    No,
+enum Standing {
+    /// Nothing: a new call.
+    New,
+    /// A person approved it.
+    Approved,
+    /// It is the retry of a call the upstream asked the client something about (a 2026-07-28
+    /// input-required round, `exchange/rounds.rs`): the same call, already counted and (under
+    /// an approval rule) approved when it was first made.
+    Continued,
 }
 
 impl Gateway {
     /// Decides one message, failing closed: should deciding ever panic, the message is refused.
     pub async fn police(&self, session: &Session, message: &Message) -> Verdict {
-        self.police_as(session, message, Approved::No).await
+        self.police_as(session, message, Standing::New).await
     }
 
     /// Decides a call a person has just approved: the policy is consulted again (it may have
     /// changed while the call was held). Its rate limits were taken when it was queued; a rule
     /// that now allows it without approval takes them as any allowed call does.
     pub async fn police_approved(&self, session: &Session, message: &Message) -> Verdict {
-        self.police_as(session, message, Approved::Yes).await
+        self.police_as(session, message, Standing::Approved).await
     }
 
-    async fn police_as(&self, session: &Session, message: &Message, approved: Approved) -> Verdict {
+    /// Decides the retry of a call that is waiting on the client's answers to the upstream's
+    /// questions. The policy decides on the retry's body as on any call (a rule may now deny
+    /// it, its arguments must still pass), but it is one call: its rate limits are not taken
+    /// again, and an approval rule does not hold it again.
+    pub async fn police_continued(&self, session: &Session, message: &Message) -> Verdict {
+        self.police_as(session, message, Standing::Continued).await
+    }
+
+    async fn police_as(&self, session: &Session, message: &Message, standing: Standing) -> Verdict {
         let policy = self.policy.load_full();
         let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.decide(&policy, session, message, approved)
+            self.decide(&policy, session, message, standing)
         }));
         let decided = match decided {
             Ok(Decided::Final(verdict)) => Ok(verdict),
@@ -108,7 +123,7 @@ impl Gateway {
         policy: &'p CompiledPolicy,
         session: &Session,
         message: &Message,
-        approved: Approved,
+        standing: Standing,
     ) -> Decided<'p> {
         let Some(method) = message.method() else {
             return Decided::Final(Verdict::Pass(Pass {
@@ -174,8 +189,14 @@ impl Gateway {
                 permit: None,
                 rule: None,
             }),
+            Decision::Allow { rule, .. } if standing == Standing::Continued => {
+                Verdict::Pass(Pass {
+                    permit: None,
+                    rule: Some(rule.to_owned()),
+                })
+            }
             Decision::Allow { rule, limits } => return Decided::Limited { rule, limits },
-            Decision::Approval { rule, .. } if approved == Approved::Yes => Verdict::Pass(Pass {
+            Decision::Approval { rule, .. } if standing != Standing::New => Verdict::Pass(Pass {
                 permit: None,
                 rule: Some(rule.to_owned()),
             }),

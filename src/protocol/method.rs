@@ -6,6 +6,10 @@ pub const TOOLS_CALL: &str = "tools/call";
 pub const TOOLS_LIST: &str = "tools/list";
 /// Server-to-client: the gateway asks the user to approve a held call with it.
 pub const ELICITATION_CREATE: &str = "elicitation/create";
+/// Server-to-client, as a handshake-era upstream sends them during a call: relayed to a
+/// 2026-07-28 client as an input-required round (`exchange/rounds.rs`).
+pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
+pub const ROOTS_LIST: &str = "roots/list";
 pub const INITIALIZED: &str = "notifications/initialized";
 pub const CANCELLED: &str = "notifications/cancelled";
 pub const PROGRESS: &str = "notifications/progress";

@@ -36,6 +36,42 @@ pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
 pub const RESULT_COMPLETE: &str = "complete";
 pub const RESULT_INPUT_REQUIRED: &str = "input_required";
 
+/// Multi round-trip requests (SEP-2322): an input-required result's `inputRequests` (key to
+/// embedded request) and opaque `requestState`; the retried request's `inputResponses` (key to
+/// the client's result) and the state echoed back.
+pub const INPUT_REQUESTS: &str = "inputRequests";
+pub const INPUT_RESPONSES: &str = "inputResponses";
+pub const REQUEST_STATE: &str = "requestState";
+
+/// The answer to request `id` asking the client to fulfil `request` (`{"method", "params"}`)
+/// under `key` and retry with `state`.
+pub fn input_required(id: Option<&Value>, key: &str, request: Value, state: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": {
+        "resultType": RESULT_INPUT_REQUIRED,
+        INPUT_REQUESTS: { key: request },
+        REQUEST_STATE: state,
+    }})
+}
+
+/// Methods whose result may be input-required (SEP-2322): only their retries carry answers.
+pub fn takes_input(method: &str) -> bool {
+    matches!(
+        method,
+        method::TOOLS_CALL | "prompts/get" | "resources/read"
+    )
+}
+
+/// The client capability that lets a server send `method` to it (as an embedded input
+/// request at 2026-07-28, on a stream before).
+pub fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        method::ELICITATION_CREATE => Some("elicitation"),
+        method::SAMPLING_CREATE_MESSAGE => Some("sampling"),
+        method::ROOTS_LIST => Some("roots"),
+        _ => None,
+    }
+}
+
 /// The key in `-32022`'s `data` that lists the revisions a server speaks, and `server/discover`'s.
 pub const SUPPORTED_VERSIONS: &str = "supportedVersions";
 
@@ -71,9 +107,14 @@ pub struct Envelope {
 impl Envelope {
     /// The client can be asked to elicit (an approval's question, an upstream's form).
     pub fn elicits(&self) -> bool {
+        self.declares("elicitation")
+    }
+
+    /// The client declared `capability` in its envelope.
+    pub fn declares(&self, capability: &str) -> bool {
         self.capabilities
-            .get("elicitation")
-            .is_some_and(|e| !e.is_null())
+            .get(capability)
+            .is_some_and(|c| !c.is_null())
     }
 }
 

@@ -1,10 +1,12 @@
 """Drives an MCP server with the official Python SDK (mcp 2.x) client and prints what it saw as JSON.
 
-Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture|legacy-fixture|schemas
+Usage: python py_client.py URL binance|everything|approval|modern|modern-fixture|modern-everything|legacy-fixture|schemas
 
 A URL ending in /sse is spoken to with the legacy HTTP+SSE transport (`sse_client`). The
 `modern` scenarios pin the client to MCP 2026-07-28 (no initialize; `server/discover` first);
-`legacy-fixture` pins it to the initialize handshake, in front of modern_server.py.
+`legacy-fixture` pins it to the initialize handshake, in front of modern_server.py;
+`modern-everything` calls server-everything's tools that ask their client (elicitation,
+sampling) from a client pinned to 2026-07-28.
 """
 
 import asyncio
@@ -74,7 +76,20 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
     round). `legacy-fixture`: the same calls from a client pinned to the handshake."""
     out: dict = {}
     mode = "legacy" if scenario == "legacy-fixture" else "2026-07-28"
-    async with Client(url, mode=mode, elicitation_callback=on_elicit) as client:
+    sampled: list[str] = []
+
+    async def on_sample(context, params):
+        sampled.append(params.messages[0].content.text)
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text="a sampled answer"),
+            model="py-client-model",
+            stop_reason="endTurn",
+        )
+
+    # Only where sampling is asked for: declaring it changes what a server offers.
+    sample = on_sample if scenario == "modern-everything" else None
+    async with Client(url, mode=mode, elicitation_callback=on_elicit, sampling_callback=sample) as client:
         if mode != "legacy":
             # Pinned, the client adopts a discover result of its own; this asks the server.
             out["discover"] = await client.session.send_discover("2026-07-28")
@@ -86,6 +101,11 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
                 "price": ("get_price", {"symbol": "BTCUSDT"}),
                 "denied": ("get_order_book", {"symbol": "ETHUSDT", "depth": 5000}),
                 "approved": ("subscribe_to_kline_stream", {"symbol": "BTCUSDT", "interval": "1h"}),
+            }
+        elif scenario == "modern-everything":
+            calls = {
+                "elicitation": ("trigger-elicitation-request", {}),
+                "sampling": ("trigger-sampling-request", {"prompt": "say hello", "maxTokens": 10}),
             }
         else:
             calls = {
@@ -102,6 +122,7 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
                 continue
             out[key] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     out["elicitations"] = elicitations
+    out["sampled"] = sampled
     print(json.dumps(out))
 
 

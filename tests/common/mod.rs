@@ -22,6 +22,7 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 pub const ALLOW_ALL: &str = r#"{"version": "1", "default": "allow", "tools": {}}"#;
 
 pub mod legacy;
+pub mod modern;
 pub mod node;
 pub mod process;
 pub mod upstream;

@@ -113,3 +113,17 @@ pub fn sse(messages: &[Value]) -> Response {
 pub fn status(status: StatusCode, body: &'static str) -> Response {
     (status, body).into_response()
 }
+
+/// An SSE answer that stays open: each message sent on the channel is one `message` event, and
+/// the stream ends when every sender is dropped (a call that asks its client something first).
+pub fn open_sse(messages: tokio::sync::mpsc::UnboundedReceiver<Value>) -> Response {
+    use futures::StreamExt;
+    let events = tokio_stream::wrappers::UnboundedReceiverStream::new(messages).map(|message| {
+        Ok::<_, std::convert::Infallible>(format!("event: message\ndata: {message}\n\n"))
+    });
+    (
+        [("content-type", "text/event-stream")],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
+}
