@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-pub use writer::{AuditBarrier, Fsync, FSYNC_INTERVAL};
+pub use writer::{answering, AuditBarrier, Fsync, FSYNC_INTERVAL};
 use writer::{GroupWriter, Sink};
 
 pub struct AuditLog {

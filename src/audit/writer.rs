@@ -44,6 +44,21 @@ pub const FSYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// thread is the back-pressure there is left.
 const QUEUE_CAP: usize = 8 << 20;
 
+/// Queued bytes that wake the writer even while answers are still being made.
+const WAKE_AT: usize = 256 << 10;
+
+tokio::task_local! {
+    /// Set while a request is handled whose answer then waits on the barrier.
+    static ANSWER_WAITS: ();
+}
+
+/// Runs `handle` (a request's handling) so that the records it queues wake the writer only when
+/// its answer waits for them: one wake for what a whole turn of the event loop queued, not one
+/// per record.
+pub async fn answering<F: Future>(handle: F) -> F::Output {
+    ANSWER_WAITS.scope((), handle).await
+}
+
 /// Where the writer thread writes.
 pub enum Sink {
     File(File),
@@ -116,7 +131,10 @@ impl GroupWriter {
             .name("mcpgate-audit".into())
             .spawn({
                 let queue = queue.clone();
-                move || write_groups(&queue, sink, fsync)
+                move || {
+                    batch_priority();
+                    write_groups(&queue, sink, fsync)
+                }
             })?;
         Ok(Self {
             queue,
@@ -124,7 +142,8 @@ impl GroupWriter {
         })
     }
 
-    /// Queues one or more whole lines.
+    /// Queues one or more whole lines. Queued while an answer is being made (`answering`), they
+    /// leave the waking of the writer to that answer's wait; otherwise the writer is woken now.
     pub fn append(&self, lines: &[u8]) {
         let queue = &self.queue;
         let mut pending = lock(&queue.pending);
@@ -134,7 +153,10 @@ impl GroupWriter {
         pending.lines.extend_from_slice(lines);
         pending.last += 1;
         queue.appended.store(pending.last, Ordering::Release);
-        wake_writer(queue, &mut pending);
+        let answer_waits = ANSWER_WAITS.try_with(|()| ()).is_ok();
+        if !answer_waits || pending.lines.len() >= WAKE_AT {
+            wake_writer(queue, &mut pending);
+        }
     }
 
     /// Writes the records queued from now on to `sink`; those queued before go where they were
@@ -181,7 +203,13 @@ impl AuditBarrier {
             return None;
         }
         let queue = self.queue.clone();
-        Some(async move { queue.written_through(target).await })
+        Some(async move {
+            // The rest of this turn of the event loop queues its records first (tokio runs a
+            // yielded task after the others and the I/O driver): they join this group.
+            tokio::task::yield_now().await;
+            wake_writer(&queue, &mut lock(&queue.pending));
+            queue.written_through(target).await
+        })
     }
 }
 
@@ -197,6 +225,20 @@ impl Queue {
             }
             notified.await;
         }
+    }
+}
+
+/// Puts the writer thread under SCHED_BATCH: woken, it does not preempt the event loop on the
+/// CPU it wakes on; it runs when that loop yields the CPU or another is free, and the records
+/// queued meanwhile join its group. Under the default policy each wake-up preempted the worker
+/// (bench/README.md: about one involuntary context switch of the worker per call). Best effort.
+fn batch_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler with pid 0 changes the calling thread only, and reads `param`
+    // only during the call.
+    let failed = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0;
+    if failed {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "the audit writer keeps the default scheduling policy");
     }
 }
 

@@ -85,10 +85,12 @@ impl Dispatch {
             .audit
             .take()
             .filter(|_| !PROBE_PATHS.contains(&request.uri().path()));
-        let response = self.route(request).await;
         match &audit {
-            Some(barrier) => audited::after_records(barrier, response).await,
-            None => response,
+            Some(barrier) => {
+                let response = crate::audit::answering(self.route(request)).await;
+                audited::after_records(barrier, response).await
+            }
+            None => self.route(request).await,
         }
     }
 
