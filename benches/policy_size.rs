@@ -1,7 +1,7 @@
 //! How the policy's cost grows with its size: policies of 10, 1,000 and 10,000 tools (each with an
 //! argument schema and a rate limit, as bench/policy.json's rules), and for each the time to load
-//! and compile it from its file text, the time of one decision (a call to the last tool), and the
-//! memory the compiled policy holds. Prints one table; `bench/growth` shows it with the others.
+//! and compile it from its file text and the time of one decision (a call to the last tool).
+//! Prints one table; `bench/growth` shows it with the gateway's resident memory per policy.
 //!
 //! `cargo bench --bench policy_size`
 
@@ -31,19 +31,6 @@ fn policy_text(tools: usize) -> String {
     json!({"version": "1", "default": "deny", "tools": rules}).to_string()
 }
 
-/// The resident set of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// The median of `runs` timings of `f`.
 fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
@@ -58,16 +45,14 @@ fn median(runs: usize, mut f: impl FnMut()) -> Duration {
 }
 
 fn main() {
-    println!("| tools | policy file | load + compile | decision (last tool, schema) | compiled policy in memory |");
-    println!("|---|---|---|---|---|");
+    println!("| tools | policy file | load + compile | decision (last tool, schema) |");
+    println!("|---|---|---|---|");
     for tools in SIZES {
         let text = policy_text(tools);
         let compile = median(5, || {
             black_box(CompiledPolicy::from_json_slice(text.as_bytes()).unwrap());
         });
-        let before = rss_kib();
         let policy = CompiledPolicy::from_json_slice(text.as_bytes()).unwrap();
-        let held = rss_kib().saturating_sub(before);
         let name = format!("tool_{:05}", tools - 1);
         let arguments = json!({"symbol": "BTCUSDT"});
         let call = Call {
@@ -84,12 +69,10 @@ fn main() {
             }
         }) / DECISIONS;
         println!(
-            "| {tools} | {:.0} KiB | {:.2} ms | {} ns | {:.1} MiB |",
+            "| {tools} | {:.0} KiB | {:.2} ms | {} ns |",
             text.len() as f64 / 1024.0,
             compile.as_secs_f64() * 1e3,
             decide.as_nanos(),
-            held as f64 / 1024.0
         );
-        drop(policy);
     }
 }

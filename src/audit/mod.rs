@@ -319,6 +319,11 @@ impl serde_json::ser::Formatter for LineSafe {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // All three start with byte C2 or E2: most text has neither and is written at once
+        // (`str::find` on a set of characters checks them one character at a time).
+        if memchr::memchr2(0xC2, 0xE2, fragment.as_bytes()).is_none() {
+            return writer.write_all(fragment.as_bytes());
+        }
         let mut rest = fragment;
         while let Some(at) = rest.find(['\u{85}', '\u{2028}', '\u{2029}']) {
             writer.write_all(&rest.as_bytes()[..at])?;
