@@ -1,5 +1,6 @@
--- wrk script for bench/growth: one POST body (BODY) on one session (MCP_SESSION), every answer
--- checked: HTTP 200 and at least MIN_BYTES long and holding CONTAINS. Prints one RESULT line.
+-- wrk script for bench/run and bench/growth: one POST body (BODY) on one session (MCP_SESSION),
+-- every answer checked: HTTP 200, at least MIN_BYTES long, holding CONTAINS and no
+-- "isError":true. Answers that fail are counted, never hidden. Prints one RESULT line.
 
 local session = os.getenv("MCP_SESSION") or error("MCP_SESSION is not set")
 wrk.method = "POST"
@@ -22,7 +23,8 @@ function init(args)
 end
 
 function response(status, headers, body)
-  if status == 200 and #body >= min_bytes and string.find(body, contains, 1, true) then
+  if status == 200 and #body >= min_bytes and string.find(body, contains, 1, true)
+      and not string.find(body, '"isError":true', 1, true) then
     good = good + 1
     bytes = bytes + #body
   else
