@@ -387,3 +387,244 @@ async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
     }
     assert_eq!(received[3].0["mcp-name"], "get_price");
 }
+
+/// How many GET streams the listening upstream opened.
+static LISTENED_GETS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A 2025-xx upstream whose session GET stream sends one of each change notification (and a
+/// log line, and a ping), then ends; it takes `resources/subscribe` and records what it got.
+async fn upstream_with_changes() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen = received.clone();
+    let url = upstream::FakeUpstream::start_with_stream(
+        move |message| {
+            seen.lock().unwrap().push(message.clone());
+            async move {
+                (message["method"] == "resources/subscribe")
+                    .then(|| upstream::result(&message, json!({})))
+            }
+        },
+        || {
+            LISTENED_GETS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let note = |method: &str, params: Value| {
+                json!({"jsonrpc": "2.0", "method": method, "params": params})
+            };
+            upstream::sse(&[
+                note("notifications/message", json!({"level": "info", "data": "log"})),
+                json!({"jsonrpc": "2.0", "id": "up-1", "method": "ping"}),
+                note("notifications/tools/list_changed", json!({})),
+                note("notifications/prompts/list_changed", json!({})),
+                note("notifications/resources/updated", json!({"uri": "file:///b"})),
+                note("notifications/resources/updated", json!({"uri": "file:///a"})),
+            ])
+        },
+    )
+    .await;
+    (url, received)
+}
+
+fn listen_request(id: i64, notifications: Value) -> String {
+    request(
+        id,
+        "subscriptions/listen",
+        json!({"notifications": notifications}),
+    )
+}
+
+/// `subscriptions/listen` in front of a 2025-xx upstream is its session's GET stream, read
+/// through the listen filter: the acknowledgment first, then only the kinds asked for (a
+/// resource's updates once its `resources/subscribe` went through), each stamped with the
+/// subscription id, and the listen request's result when the upstream ends its stream.
+#[tokio::test]
+async fn a_listen_stream_relays_what_it_asked_for_from_the_upstreams_get_stream() {
+    let (url, received) = upstream_with_changes().await;
+    let harness = start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {},
+            "methods": {"subscriptions/listen": {}, "resources/subscribe": {}}}"#
+            .into(),
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let client = harness.client();
+    let answer = client
+        .post_raw(
+            modern_headers(&client, "subscriptions/listen", None),
+            listen_request(
+                5,
+                json!({"toolsListChanged": true, "resourceSubscriptions": ["file:///a"]}),
+            ),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let frames = sse_messages(&answer.text);
+    let methods: Vec<&str> = frames
+        .iter()
+        .map(|f| f["method"].as_str().unwrap_or("(result)"))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "notifications/subscriptions/acknowledged",
+            "notifications/tools/list_changed",
+            "notifications/resources/updated",
+            "(result)"
+        ],
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        frames[0]["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["file:///a"]})
+    );
+    assert_eq!(frames[2]["params"]["uri"], "file:///a");
+    for frame in &frames[..3] {
+        assert_eq!(
+            frame["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 5,
+            "{frame}"
+        );
+    }
+    assert_eq!(frames[3]["id"], 5);
+    assert_eq!(
+        frames[3]["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        5
+    );
+    let received = received.lock().unwrap().clone();
+    let subscribe = received
+        .iter()
+        .find(|m| m["method"] == "resources/subscribe")
+        .expect("the resource was subscribed to upstream");
+    assert_eq!(subscribe["params"]["uri"], "file:///a");
+    let pong = received
+        .iter()
+        .find(|m| m["id"] == "up-1")
+        .expect("the upstream's ping was answered");
+    assert_eq!(pong["result"], json!({}));
+}
+
+/// Listen is a request like any other: under default deny without a rule it is refused and no
+/// upstream stream is opened; a resource whose `resources/subscribe` the policy refuses is
+/// left out of the acknowledgment and its updates out of the stream.
+#[tokio::test]
+async fn listen_and_its_resource_subscriptions_are_policed() {
+    let (url, received) = upstream_with_changes().await;
+    let harness = start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {}}"#.into(),
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await;
+    let client = harness.client();
+    let ask = |id| {
+        client.post_raw(
+            modern_headers(&client, "subscriptions/listen", None),
+            listen_request(
+                id,
+                json!({"promptsListChanged": true, "resourceSubscriptions": ["file:///a"]}),
+            ),
+        )
+    };
+    let gets = LISTENED_GETS.load(std::sync::atomic::Ordering::SeqCst);
+    let refused = sse_or_json(&ask(1).await);
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    // Other tests share the counter, but none of theirs can be opened by this gateway.
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| m["method"] != "resources/subscribe"));
+
+    harness
+        .rewrite_policy(
+            r#"{"version": "1", "default": "deny", "tools": {},
+            "methods": {"subscriptions/listen": {}, "resources/subscribe": {"action": "deny"}}}"#,
+        )
+        .await;
+    let answer = ask(2).await;
+    let frames = sse_messages(&answer.text);
+    assert_eq!(
+        frames[0]["params"]["notifications"],
+        json!({"promptsListChanged": true}),
+        "{}",
+        answer.text
+    );
+    assert_eq!(frames[1]["method"], "notifications/prompts/list_changed");
+    assert_eq!(
+        frames.len(),
+        3,
+        "the prompt change and the close only: {}",
+        answer.text
+    );
+    assert!(LISTENED_GETS.load(std::sync::atomic::Ordering::SeqCst) > gets);
+    assert!(received
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| m["method"] != "resources/subscribe"));
+}
+
+/// The gateway's own `list_changed` (a policy change alters what the caller may see) reaches a
+/// listen stream as it reaches a GET stream, here in front of an upstream with no GET stream.
+#[tokio::test]
+async fn a_listen_stream_carries_the_gateways_own_list_changed() {
+    let harness = start(
+        r#"{"version": "1", "default": "allow", "tools": {}, "methods": {"subscriptions/listen": {}}}"#,
+    )
+    .await;
+    let client = harness.client();
+    // The gateway tells a caller of changes to what it was listed.
+    let list = client
+        .post_raw(
+            modern_headers(&client, "tools/list", None),
+            request(1, "tools/list", json!({})),
+        )
+        .await;
+    assert!(list.text.contains("get_price"), "{}", list.text);
+    let response = client
+        .http
+        .post(&harness.url)
+        .headers(modern_headers(&client, "subscriptions/listen", None))
+        .body(listen_request(3, json!({"toolsListChanged": true})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut frames = SseReader::new(response);
+    let ack = frames.next_message().await.unwrap();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true})
+    );
+    let status = harness
+        .rewrite_policy(
+            r#"{"version": "1", "default": "allow", "tools": {"get_price": {"action": "deny"}},
+            "methods": {"subscriptions/listen": {}}}"#,
+        )
+        .await;
+    assert_eq!(status.applied, 1);
+    // A guard against a hang, not a timing assert: the change comes as soon as it applies.
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(10), frames.next_message())
+        .await
+        .expect("the listen stream carried the gateway's list_changed")
+        .unwrap();
+    assert_eq!(changed["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        3
+    );
+}
+
+/// A listen request's answer is a stream: a client that takes only JSON is told so (406).
+#[tokio::test]
+async fn listen_needs_a_client_that_takes_a_stream() {
+    let harness = start(ALLOW_ALL).await;
+    let client = harness.client().json_only();
+    let answer = client
+        .post_raw(
+            modern_headers(&client, "subscriptions/listen", None),
+            listen_request(1, json!({"toolsListChanged": true})),
+        )
+        .await;
+    answer.assert_error(406, -32600, "text/event-stream");
+}

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{held, per_request, rounds, ExchangeError, Messages, Outcome};
+use super::{held, listen, per_request, rounds, ExchangeError, Messages, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
@@ -57,6 +57,10 @@ pub async fn modern(
     if method == modern::SERVER_DISCOVER {
         gateway.record_lifecycle(&session, &message);
         return answered(json!({"jsonrpc": "2.0", "id": id, "result": discover}));
+    }
+    // A 2026-07-28 upstream serves its own listen streams: passed through like any request.
+    if method == modern::SUBSCRIPTIONS_LISTEN && !session.modern_upstream {
+        return listen::bridged(gateway, &session, &message).await;
     }
     // A 2026-07-28 upstream keeps its own rounds (its `requestState`); only the gateway's are
     // taken off. A handshake-era one knows no rounds at all.

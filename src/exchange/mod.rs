@@ -9,6 +9,7 @@ mod answers;
 mod bridge;
 mod forward;
 mod held;
+mod listen;
 mod per_request;
 mod pins;
 mod results;

@@ -330,7 +330,11 @@ async fn abandon(gateway: &Gateway, round: Round, why: &str) {
 
 /// Sends the gateway's response or notification in `session`, which the upstream takes
 /// without an answer.
-async fn send(gateway: &Gateway, session: &Session, message: &Value) -> Result<(), UpstreamError> {
+pub(super) async fn send(
+    gateway: &Gateway,
+    session: &Session,
+    message: &Value,
+) -> Result<(), UpstreamError> {
     let placement = Placement {
         session_id: session.upstream_id.as_ref(),
         protocol_version: Some(session.version),

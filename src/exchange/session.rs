@@ -181,18 +181,26 @@ pub async fn open_stream(
         })
         .map(Some)
         .chain(futures::stream::once(async { None }));
-    let list_changed = futures::stream::unfold(session.clone(), |session| async move {
+    let list_changed = own_list_changed(session).map(|event| Some(Ok(event)));
+    let merged = futures::stream::select(upstream, list_changed)
+        .take_while(|event| futures::future::ready(event.is_some()))
+        .filter_map(futures::future::ready);
+    Ok(Box::pin(merged))
+}
+
+/// The gateway's own `notifications/tools/list_changed`, each time a policy change alters what
+/// `session` may see. Never ends by itself.
+pub(super) fn own_list_changed(
+    session: &Arc<Session>,
+) -> impl futures::Stream<Item = SseEvent> + Send + 'static {
+    futures::stream::unfold(session.clone(), |session| async move {
         session.tools_changed.notified().await;
         let note = format!(
             r#"{{"jsonrpc":"2.0","method":"{}"}}"#,
             method::TOOLS_LIST_CHANGED
         );
-        Some((Some(Ok(SseEvent::message(note))), session))
-    });
-    let merged = futures::stream::select(upstream, list_changed)
-        .take_while(|event| futures::future::ready(event.is_some()))
-        .filter_map(futures::future::ready);
-    Ok(Box::pin(merged))
+        Some((SseEvent::message(note), session))
+    })
 }
 
 /// Ends the session here and, best effort, upstream (the upstream may have ended it already;

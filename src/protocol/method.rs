@@ -15,6 +15,13 @@ pub const CANCELLED: &str = "notifications/cancelled";
 pub const PROGRESS: &str = "notifications/progress";
 pub const ROOTS_LIST_CHANGED: &str = "notifications/roots/list_changed";
 pub const TOOLS_LIST_CHANGED: &str = "notifications/tools/list_changed";
+/// Server-to-client change notifications, relayed on a 2025-xx session's GET stream and on a
+/// 2026-07-28 `subscriptions/listen` stream (`protocol/listen.rs`).
+pub const PROMPTS_LIST_CHANGED: &str = "notifications/prompts/list_changed";
+pub const RESOURCES_LIST_CHANGED: &str = "notifications/resources/list_changed";
+pub const RESOURCES_UPDATED: &str = "notifications/resources/updated";
+/// What a handshake-era client sends to be told of one resource's updates.
+pub const RESOURCES_SUBSCRIBE: &str = "resources/subscribe";
 
 /// The notifications an MCP client sends (schema 2025-06-18, `ClientNotification`); they pass
 /// without a rule. Only what JSON-RPC calls a notification (no `id`) is one: a message with a
@@ -36,7 +43,7 @@ pub const POLICED: [&str; 12] = [
     "resources/read",
     "resources/list",
     "resources/templates/list",
-    "resources/subscribe",
+    RESOURCES_SUBSCRIBE,
     "prompts/get",
     "prompts/list",
     "completion/complete",

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod code;
 pub mod from_upstream;
 pub mod headers;
+pub mod listen;
 mod message;
 pub mod method;
 pub mod modern;

@@ -40,6 +40,9 @@ pub enum GatewayError {
     Exchange(#[from] ExchangeError),
     #[error("this endpoint has no server-to-client stream for GET: the upstream offers none")]
     GetNotSupported,
+    /// A listen request's answer is a stream: a client that takes only JSON cannot read it.
+    #[error("subscriptions/listen is answered with a stream: Accept must allow text/event-stream")]
+    ListenNeedsStream,
     #[error("{0}")]
     Unauthorized(#[from] crate::auth::AuthError),
     /// With OAuth on: the refusal and the `WWW-Authenticate` challenge that says where to get a token.
@@ -68,7 +71,7 @@ impl GatewayError {
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::NotAcceptable(_) | Self::ListenNeedsStream => StatusCode::NOT_ACCEPTABLE,
             Self::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
             Self::UnknownSession => StatusCode::NOT_FOUND,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,6 +101,7 @@ impl GatewayError {
             Self::Message(MessageError::Invalid(_))
             | Self::UnsupportedMediaType(_)
             | Self::NotAcceptable(_)
+            | Self::ListenNeedsStream
             | Self::ForbiddenOrigin(_)
             | Self::MissingSession
             | Self::RepeatedHeader(_)

@@ -41,6 +41,11 @@ pub async fn accept(
         Ok(envelope) => envelope,
         Err(refused) => return Ok(GatewayError::from(refused).into_response_for(id.as_ref())),
     };
+    // Transports spec 2026-07-28: a listen request's answer is always a stream (the Python
+    // SDK's server answers 406 too); collected into JSON it would never end.
+    if method == modern::SUBSCRIPTIONS_LISTEN && format != AnswerFormat::Stream {
+        return Ok(GatewayError::ListenNeedsStream.into_response_for(id.as_ref()));
+    }
     let within = gateway.config.limits.upstream_timeout;
     // No session carries the scopes: this request's token is the one its rules judge by.
     let outcome = exchange::modern(
