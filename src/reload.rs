@@ -199,7 +199,7 @@ pub fn reload(gateway: &Gateway) {
             let after = gateway.policy.load();
             for session in gateway.sessions.all() {
                 if session.view_changed(&before, &after) {
-                    session.tools_changed.notify_one();
+                    session.tools_changed.announce();
                 }
             }
             if let Some(metrics) = &gateway.metrics {

@@ -20,7 +20,7 @@ use dashmap::DashMap;
 use foldhash::fast::RandomState;
 use rand::RngCore;
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use crate::policy::CompiledPolicy;
 use crate::protocol::version;
@@ -51,8 +51,8 @@ pub struct Session {
     /// Every tool name the upstream has listed to this session, before filtering: what a policy
     /// change is compared against to tell whether the session's view changed.
     listed_tools: Mutex<HashSet<String>>,
-    /// Wakes the session's GET stream to send `notifications/tools/list_changed`.
-    pub tools_changed: Notify,
+    /// Tells the session's streams to send `notifications/tools/list_changed`.
+    pub tools_changed: ToolsChanged,
     /// Requests whose POST stream ended before their answer (2025-11-25 resumption): the id as
     /// JSON text, and whether it was a `tools/list`. Only these answers may come on a GET that
     /// resumes a stream.
@@ -240,7 +240,7 @@ impl SessionStore {
             last_seen_ms: AtomicU64::new(self.now_ms()),
             listed_tools: Mutex::default(),
             unanswered: Mutex::default(),
-            tools_changed: Notify::new(),
+            tools_changed: ToolsChanged::default(),
             // A token sealed before scopes were resumes granting none (`SealedSession::scopes`).
             scopes: sealed.scopes.clone().map(Arc::from),
         })
@@ -363,6 +363,45 @@ pub struct BridgedSession {
     pub session: Arc<str>,
     /// The upstream's initialize result: what `server/discover` answers with.
     pub server: Value,
+}
+
+/// Policy changes that altered what a session may see. Every stream of the session open at the
+/// time hears each (a GET stream and `subscriptions/listen` streams alike); a change made while
+/// none was open is told to the next one that opens.
+#[derive(Debug)]
+pub struct ToolsChanged {
+    changes: watch::Sender<u64>,
+    /// The latest change some stream has told its client.
+    told: AtomicU64,
+}
+
+impl Default for ToolsChanged {
+    fn default() -> Self {
+        Self {
+            changes: watch::Sender::new(0),
+            told: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ToolsChanged {
+    pub fn announce(&self) {
+        self.changes.send_modify(|count| *count += 1);
+    }
+
+    /// For a stream opening now: changes from now on, and the last one if no stream told it.
+    pub fn listen(&self) -> watch::Receiver<u64> {
+        let mut changes = self.changes.subscribe();
+        if *changes.borrow() > self.told.load(Ordering::Acquire) {
+            changes.mark_changed();
+        }
+        changes
+    }
+
+    /// A stream told its client of change `count`.
+    pub fn told(&self, count: u64) {
+        self.told.fetch_max(count, Ordering::AcqRel);
+    }
 }
 
 #[cfg(test)]

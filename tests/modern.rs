@@ -566,7 +566,7 @@ async fn listen_and_its_resource_subscriptions_are_policed() {
 /// The gateway's own `list_changed` (a policy change alters what the caller may see) reaches a
 /// listen stream as it reaches a GET stream, here in front of an upstream with no GET stream.
 #[tokio::test]
-async fn a_listen_stream_carries_the_gateways_own_list_changed() {
+async fn every_listen_stream_of_a_caller_carries_the_gateways_own_list_changed() {
     let harness = start(
         r#"{"version": "1", "default": "allow", "tools": {}, "methods": {"subscriptions/listen": {}}}"#,
     )
@@ -580,22 +580,27 @@ async fn a_listen_stream_carries_the_gateways_own_list_changed() {
         )
         .await;
     assert!(list.text.contains("get_price"), "{}", list.text);
-    let response = client
-        .http
-        .post(&harness.url)
-        .headers(modern_headers(&client, "subscriptions/listen", None))
-        .body(listen_request(3, json!({"toolsListChanged": true})))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut frames = SseReader::new(response);
-    let ack = frames.next_message().await.unwrap();
-    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
-    assert_eq!(
-        ack["params"]["notifications"],
-        json!({"toolsListChanged": true})
-    );
+    // Two streams of one caller (one bridged session): each hears the change.
+    let mut streams = Vec::new();
+    for id in [3, 4] {
+        let response = client
+            .http
+            .post(&harness.url)
+            .headers(modern_headers(&client, "subscriptions/listen", None))
+            .body(listen_request(id, json!({"toolsListChanged": true})))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let mut frames = SseReader::new(response);
+        let ack = frames.next_message().await.unwrap();
+        assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+        assert_eq!(
+            ack["params"]["notifications"],
+            json!({"toolsListChanged": true})
+        );
+        streams.push((id, frames));
+    }
     let status = harness
         .rewrite_policy(
             r#"{"version": "1", "default": "allow", "tools": {"get_price": {"action": "deny"}},
@@ -603,16 +608,19 @@ async fn a_listen_stream_carries_the_gateways_own_list_changed() {
         )
         .await;
     assert_eq!(status.applied, 1);
-    // A guard against a hang, not a timing assert: the change comes as soon as it applies.
-    let changed = tokio::time::timeout(std::time::Duration::from_secs(10), frames.next_message())
-        .await
-        .expect("the listen stream carried the gateway's list_changed")
-        .unwrap();
-    assert_eq!(changed["method"], "notifications/tools/list_changed");
-    assert_eq!(
-        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
-        3
-    );
+    for (id, frames) in &mut streams {
+        // A guard against a hang, not a timing assert: the change comes as soon as it applies.
+        let changed =
+            tokio::time::timeout(std::time::Duration::from_secs(10), frames.next_message())
+                .await
+                .unwrap_or_else(|_| panic!("listen stream {id} carried no list_changed"))
+                .unwrap();
+        assert_eq!(changed["method"], "notifications/tools/list_changed");
+        assert_eq!(
+            changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            *id
+        );
+    }
 }
 
 /// A listen request's answer is a stream: a client that takes only JSON is told so (406).

@@ -189,18 +189,25 @@ pub async fn open_stream(
 }
 
 /// The gateway's own `notifications/tools/list_changed`, each time a policy change alters what
-/// `session` may see. Never ends by itself.
+/// `session` may see (on every stream of the session). Never ends by itself.
 pub(super) fn own_list_changed(
     session: &Arc<Session>,
 ) -> impl futures::Stream<Item = SseEvent> + Send + 'static {
-    futures::stream::unfold(session.clone(), |session| async move {
-        session.tools_changed.notified().await;
-        let note = format!(
-            r#"{{"jsonrpc":"2.0","method":"{}"}}"#,
-            method::TOOLS_LIST_CHANGED
-        );
-        Some((SseEvent::message(note), session))
-    })
+    let changes = session.tools_changed.listen();
+    futures::stream::unfold(
+        (session.clone(), changes),
+        |(session, mut changes)| async move {
+            // The sender lives as long as the session this stream holds: no error while it runs.
+            changes.changed().await.ok()?;
+            let count = *changes.borrow_and_update();
+            session.tools_changed.told(count);
+            let note = format!(
+                r#"{{"jsonrpc":"2.0","method":"{}"}}"#,
+                method::TOOLS_LIST_CHANGED
+            );
+            Some((SseEvent::message(note), (session, changes)))
+        },
+    )
 }
 
 /// Ends the session here and, best effort, upstream (the upstream may have ended it already;
