@@ -44,6 +44,9 @@ pub const FSYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// thread is the back-pressure there is left.
 const QUEUE_CAP: usize = 8 << 20;
 
+/// The longest a queued record waits for the writer when no answer wakes it.
+const WRITE_WITHIN: Duration = Duration::from_millis(100);
+
 /// Queued bytes that wake the writer even while answers are still being made.
 const WAKE_AT: usize = 256 << 10;
 
@@ -324,23 +327,20 @@ fn take_group(queue: &Queue, group: &mut Vec<u8>, flush_due: Option<Instant>) ->
         if pending.closed {
             return Taken::Closed;
         }
+        let now = Instant::now();
+        if flush_due.is_some_and(|due| due <= now) {
+            return Taken::FlushDue;
+        }
+        // Records queued while an answer is made leave the wake to that answer's wait; one whose
+        // answer waits on something else first (a call held for approval) is written within
+        // WRITE_WITHIN all the same.
+        let wait = flush_due.map_or(WRITE_WITHIN, |due| (due - now).min(WRITE_WITHIN));
         pending.writer_idle = true;
-        pending = match flush_due {
-            Some(due) => {
-                let left = due.saturating_duration_since(Instant::now());
-                let (pending, timeout) = queue
-                    .work
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|e| e.into_inner());
-                if timeout.timed_out() && pending.lines.is_empty() {
-                    let mut pending = pending;
-                    pending.writer_idle = false;
-                    return Taken::FlushDue;
-                }
-                pending
-            }
-            None => queue.work.wait(pending).unwrap_or_else(|e| e.into_inner()),
-        };
+        pending = queue
+            .work
+            .wait_timeout(pending, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
         pending.writer_idle = false;
     }
     if pending.lines.len() >= QUEUE_CAP {
