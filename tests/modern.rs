@@ -8,11 +8,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use common::modern::*;
 use common::*;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderValue;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -132,54 +130,13 @@ async fn a_request_without_its_envelope_is_invalid_params() {
     assert!(harness.simulator.received().is_empty());
 }
 
-/// What a fake 2026-07-28 upstream received: each POST's headers and body.
-type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
-
-/// A fake upstream that speaks only 2026-07-28: `server/discover` names it, initialize is
-/// refused (-32022), `tools/list` lists `get_price`, `tools/call` echoes the name it was
-/// called with.
-async fn modern_upstream() -> (String, Received) {
-    let received = Received::default();
-    let seen = received.clone();
-    let url = upstream::FakeUpstream::start_with_headers(move |headers, message| {
-        seen.lock().unwrap().push((headers, message.clone()));
-        async move {
-            let result = match message["method"].as_str() {
-                Some("server/discover") => json!({"supportedVersions": [MODERN],
-                    "capabilities": {"tools": {}}, "resultType": "complete",
-                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-modern", "version": "1"}}}),
-                Some("tools/list") => json!({"tools": [{"name": "get_price",
-                    "inputSchema": {"type": "object"}}], "resultType": "complete",
-                    "ttlMs": 60000, "cacheScope": "public"}),
-                Some("tools/call") => json!({"content": [{"type": "text",
-                    "text": message["params"]["name"]}], "isError": false, "resultType": "complete"}),
-                Some("initialize") => {
-                    let refusal = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
-                        "code": -32022, "message": "Unsupported protocol version",
-                        "data": {"supported": [MODERN]}}});
-                    return Some((StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response());
-                }
-                // As the Python SDK answers it at 2026-07-28: under 404.
-                Some(method) if message.get("id").is_some() => {
-                    let unknown = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
-                        "code": -32601, "message": format!("Method not found: {method}")}});
-                    return Some((StatusCode::NOT_FOUND, axum::Json(unknown)).into_response());
-                }
-                _ => return None,
-            };
-            Some(upstream::result(&message, result))
-        }
-    })
-    .await;
-    (url, received)
-}
-
 /// The headers a 2026-07-28 upstream gets are the gateway's, written from the body it
 /// forwards: a name the agent sent in another (equivalent) encoding arrives in the canonical
-/// one, and headers the gateway did not write (`Mcp-Param-*`, a session) never arrive.
+/// one, and headers the gateway did not write (an `Mcp-Param-*` the tool does not declare, a
+/// session) never arrive.
 #[tokio::test]
 async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_body() {
-    let (url, received) = modern_upstream().await;
+    let (url, received) = modern_upstream(price_tool()).await;
     let harness = start_with(Setup {
         upstream: Some(url),
         ..Setup::default()
@@ -229,8 +186,8 @@ async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_b
         .collect();
     assert_eq!(
         methods,
-        ["server/discover", "tools/call", "tools/list"],
-        "no initialize"
+        ["server/discover", "tools/list", "tools/call", "tools/list"],
+        "no initialize; the first list is the gateway's own, learning the tool's annotations"
     );
     for (headers, message) in &received {
         assert_eq!(headers["mcp-protocol-version"], MODERN);
@@ -247,20 +204,20 @@ async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_b
             "{message}"
         );
     }
-    let (call_headers, call_body) = &received[1];
+    let (call_headers, call_body) = &received[2];
     assert_eq!(call_headers["mcp-name"], "get_price");
     assert_eq!(
         call_body["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"], "test",
         "the client's envelope is passed on"
     );
-    assert!(received[2].0.get("mcp-name").is_none());
+    assert!(received[3].0.get("mcp-name").is_none());
 }
 
 /// A header/body mismatch is refused at the edge in front of a 2026-07-28 upstream as well:
 /// nothing more reaches it.
 #[tokio::test]
 async fn a_mismatch_in_front_of_a_2026_07_28_upstream_reaches_nothing() {
-    let (url, received) = modern_upstream().await;
+    let (url, received) = modern_upstream(price_tool()).await;
     let harness = start_with(Setup {
         upstream: Some(url),
         ..Setup::default()
@@ -293,7 +250,7 @@ async fn a_mismatch_in_front_of_a_2026_07_28_upstream_reaches_nothing() {
 /// An upstream that refuses initialize but answers `server/discover` at 2026-07-28 is ready.
 #[tokio::test]
 async fn a_2026_07_28_only_upstream_is_ready() {
-    let (url, received) = modern_upstream().await;
+    let (url, received) = modern_upstream(price_tool()).await;
     let harness = start_with(Setup {
         upstream: Some(url),
         ..Setup::default()
@@ -317,7 +274,7 @@ async fn a_2026_07_28_only_upstream_is_ready() {
 /// the gateway's envelope; notifications stay here, and GET has no stream to offer.
 #[tokio::test]
 async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
-    let (url, received) = modern_upstream().await;
+    let (url, received) = modern_upstream(price_tool()).await;
     let harness = start_with(Setup {
         upstream: Some(url),
         ..Setup::default()

@@ -434,6 +434,7 @@ async fn fixture_received(url: &str) -> Vec<Value> {
 /// The policy both fixture tests run under: `delete_everything` denied, `launch` put to the user.
 const FIXTURE_POLICY: &str = r#"{"version": "1", "default": "deny", "tools": {
     "echo": {"action": "allow"},
+    "deploy": {"action": "allow"},
     "ask_name": {"action": "allow"},
     "delete_everything": {"action": "deny", "reason": "destroys data"},
     "launch": {"action": "approval", "reason": "launches things", "via": "elicitation"}}}"#;
@@ -465,11 +466,17 @@ async fn python_sdk_pinned_to_2026_07_28_is_passed_through_to_a_2026_07_28_upstr
     );
     assert_eq!(
         seen["tools"],
-        serde_json::json!(["ask_name", "echo", "launch"]),
+        serde_json::json!(["ask_name", "deploy", "echo", "launch"]),
         "{seen}"
     );
     assert_eq!(seen["echo"]["content"][0]["text"], "through the gateway");
     assert_eq!(seen["echo"]["resultType"], "complete", "{seen}");
+    // The client mirrors `region` into Mcp-Param-Region; the gateway checks it and writes its
+    // own from the arguments it forwards, which the SDK's server checks in turn.
+    assert_eq!(
+        seen["deployed"]["content"][0]["text"], "deployed v2 to eu-west-1",
+        "{seen}"
+    );
     assert_eq!(seen["denied"]["isError"], true, "{seen}");
     assert!(
         seen["denied"].to_string().contains("destroys data"),
@@ -510,6 +517,11 @@ async fn python_sdk_pinned_to_2026_07_28_is_passed_through_to_a_2026_07_28_upstr
             .filter(|r| r["method"] == "tools/call" && r["name"] == name)
             .collect::<Vec<_>>()
     };
+    assert_eq!(
+        calls("deploy")[0]["params"],
+        serde_json::json!({"mcp-param-region": "eu-west-1"}),
+        "{received:?}"
+    );
     assert!(calls("delete_everything").is_empty(), "{received:?}");
     assert_eq!(calls("launch").len(), 1, "{received:?}");
     let ask = calls("ask_name");
@@ -534,10 +546,15 @@ async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstr
     assert_eq!(seen["protocol"], "2025-11-25", "{seen}");
     assert_eq!(
         seen["tools"],
-        serde_json::json!(["ask_name", "echo", "launch"]),
+        serde_json::json!(["ask_name", "deploy", "echo", "launch"]),
         "{seen}"
     );
     assert_eq!(seen["echo"]["content"][0]["text"], "through the gateway");
+    // The client sends no Mcp-Param headers at the handshake; the gateway writes them.
+    assert_eq!(
+        seen["deployed"]["content"][0]["text"], "deployed v2 to eu-west-1",
+        "{seen}"
+    );
     assert_eq!(seen["denied"]["isError"], true, "{seen}");
     assert!(
         seen["denied"].to_string().contains("destroys data"),
@@ -568,6 +585,11 @@ async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstr
     }
     assert!(
         sent.iter().all(|r| r["name"] != "delete_everything"),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|r| r["name"] == "deploy"
+            && r["params"] == serde_json::json!({"mcp-param-region": "eu-west-1"})),
         "{sent:?}"
     );
     assert!(

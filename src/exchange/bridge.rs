@@ -20,7 +20,7 @@ use futures::StreamExt;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{held, listen, per_request, rounds, ExchangeError, Messages, Outcome};
+use super::{held, listen, param_headers, per_request, rounds, ExchangeError, Messages, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
@@ -62,6 +62,9 @@ pub async fn modern(
     if method == modern::SUBSCRIPTIONS_LISTEN && !session.modern_upstream {
         return listen::bridged(gateway, &session, &message).await;
     }
+    if let Err(mismatch) = check_param_headers(gateway, &session, envelope, &message).await {
+        return Outcome::Failed(mismatch);
+    }
     // A 2026-07-28 upstream keeps its own rounds (its `requestState`); only the gateway's are
     // taken off. A handshake-era one knows no rounds at all.
     let (message, round) = match take_round(message, session.modern_upstream) {
@@ -90,6 +93,28 @@ pub async fn modern(
         None => outcome,
     };
     to_modern(outcome, &method, id.as_ref(), envelope).await
+}
+
+/// A `tools/call`'s `Mcp-Param-*` headers against its arguments, as the tool's annotations
+/// say (`param_headers.rs`). Skipped for a tool the caller may not see: the policy refuses the
+/// call whatever its headers, and nothing is forwarded.
+async fn check_param_headers(
+    gateway: &Gateway,
+    session: &Session,
+    envelope: &Envelope,
+    message: &Message,
+) -> Result<(), ExchangeError> {
+    let Some(tool) = message.tool_name() else {
+        return Ok(());
+    };
+    let policy = gateway.policy.load();
+    if !policy.tool_listed(session.agent.as_deref(), tool, session.scopes.as_deref()) {
+        return Ok(());
+    }
+    param_headers::of_tool(gateway, session, tool)
+        .await
+        .check(&envelope.params, message.tool_arguments())
+        .map_err(ExchangeError::ParamHeaderMismatch)
 }
 
 /// The caller's upstream session, opened now if it has none or it ended.

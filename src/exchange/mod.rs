@@ -10,6 +10,7 @@ mod bridge;
 mod forward;
 mod held;
 mod listen;
+mod param_headers;
 mod per_request;
 mod pins;
 mod results;
@@ -28,6 +29,7 @@ use serde_json::Value;
 
 pub use bridge::modern;
 pub use held::HeldCall;
+pub use param_headers::ToolHeaders;
 pub use session::{end_session, initialize, open_stream, Opened, StreamRefused};
 
 use crate::gateway::{Gateway, Verdict};
@@ -70,6 +72,9 @@ pub enum ExchangeError {
     TooManySessions(usize),
     #[error("this answer matches no approval question this session was asked: {0}")]
     UnknownElicitation(String),
+    /// A 2026-07-28 client's `Mcp-Param-*` headers say something else than its arguments.
+    #[error("{0}")]
+    ParamHeaderMismatch(String),
     /// `police_approved` never holds; should it ever, the call is refused rather than forwarded.
     #[error("the approved call was held again; it was not made")]
     HeldAgain,

@@ -35,7 +35,12 @@ pub(super) async fn send(
             status: StatusCode::ACCEPTED,
         });
     }
-    let routing = Routing::of(message);
+    let mut routing = Routing::of(message);
+    if let Some(tool) = message.tool_name() {
+        routing.params = super::param_headers::of_tool(gateway, session, tool)
+            .await
+            .headers_for(message.tool_arguments());
+    }
     let body = if session.version == modern::VERSION {
         message.to_bytes()
     } else {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::audit::{AuditDecision, AuditRecord};
 use crate::gateway::Gateway;
@@ -15,7 +15,6 @@ use crate::policy::pins::{PinBreak, PinMode};
 use crate::policy::CompiledPolicy;
 use crate::protocol::{method, peek};
 use crate::session::Session;
-use crate::upstream::{Placement, Reply};
 
 /// Records this page's definitions; audits what newly breaks a pin; returns the names to hide.
 pub(super) fn check(
@@ -77,44 +76,12 @@ pub fn recheck(gateway: Arc<Gateway>, session: Arc<Session>) {
 }
 
 async fn list_and_check(gateway: &Gateway, session: &Session) {
-    {
-        let mut cursor: Option<String> = None;
-        for page in 0..100 {
-            let id = json!(format!("mcpgate-pin-check-{page}"));
-            let mut request = json!({"jsonrpc": "2.0", "id": id, "method": method::TOOLS_LIST});
-            if let Some(cursor) = &cursor {
-                request["params"] = json!({ "cursor": cursor });
-            }
-            let placement = Placement {
-                session_id: session.upstream_id.as_ref(),
-                protocol_version: Some(session.version),
-                routing: None,
-            };
-            let body = serde_json::to_vec(&request).expect("a JSON value serialises");
-            let within = gateway.config.limits.upstream_timeout;
-            let answer = match gateway.upstream.post(body.into(), placement).await {
-                Ok(Reply::Json { body, .. }) => serde_json::from_slice::<Value>(&body).ok(),
-                Ok(Reply::Stream { events, .. }) => crate::upstream::await_answer::<
-                    crate::upstream::UpstreamError,
-                >(events, &id, within)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_str::<Value>(&b).ok()),
-                _ => None,
-            };
-            let Some(answer) = answer else {
-                tracing::warn!("could not list the upstream's tools after it said they changed");
-                return;
-            };
-            let Some(tools) = answer["result"]["tools"].as_array() else {
-                return;
-            };
-            let policy = gateway.policy.load();
-            check(gateway, Some(session), &policy, tools);
-            match answer["result"]["nextCursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return,
-            }
+    match super::tools_list::list_all(gateway, session).await {
+        Ok(tools) => {
+            check(gateway, Some(session), &gateway.policy.load(), &tools);
+        }
+        Err(problem) => {
+            tracing::warn!(%problem, "could not list the upstream's tools after it said they changed")
         }
     }
 }

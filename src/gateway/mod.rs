@@ -49,6 +49,8 @@ pub struct Gateway {
     pub state: SharedState,
     /// The definitions of pinned tools as the upstream last listed them.
     pub pins: PinWatch,
+    /// The upstream's `x-mcp-header` annotations, as its lists said (`exchange/param_headers.rs`).
+    pub tool_headers: crate::exchange::ToolHeaders,
     /// How many checks the upstream's `list_changed` started have finished, for tests to follow.
     pub pin_rechecks: tokio::sync::watch::Sender<u64>,
     pub sessions: SessionStore,
@@ -212,6 +214,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         ),
         policy: ArcSwap::from_pointee(policy),
         pins: PinWatch::new(),
+        tool_headers: Default::default(),
         pin_rechecks: tokio::sync::watch::Sender::new(0),
         upstream,
         audit,

@@ -11,6 +11,7 @@ pub mod listen;
 mod message;
 pub mod method;
 pub mod modern;
+pub mod param_headers;
 pub mod peek;
 mod read;
 mod sse;

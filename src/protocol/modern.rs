@@ -102,6 +102,9 @@ pub struct Envelope {
     pub version: String,
     pub capabilities: Value,
     pub client_info: Option<Value>,
+    /// The request's `Mcp-Param-*` headers, checked against the arguments once the tool's
+    /// annotations are known (`exchange/param_headers.rs`).
+    pub params: HeaderMap,
 }
 
 impl Envelope {
@@ -193,6 +196,11 @@ pub fn check(
         version,
         capabilities: meta[CLIENT_CAPABILITIES_META].clone(),
         client_info: meta.get(CLIENT_INFO_META).cloned(),
+        params: headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with(PARAM_HEADER_PREFIX))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
     })
 }
 
@@ -242,9 +250,21 @@ pub struct Routing {
     /// header mismatch, which is relayed.
     pub method: Option<HeaderValue>,
     pub name: Option<HeaderValue>,
+    /// A `tools/call`'s `Mcp-Param-*` headers, written from its arguments
+    /// (`param_headers::ParamHeaders::headers_for`).
+    pub params: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Routing {
+    /// The routing of a request with no name and no parameters to mirror.
+    pub fn bare(method: &'static str) -> Self {
+        Self {
+            method: Some(HeaderValue::from_static(method)),
+            name: None,
+            params: Vec::new(),
+        }
+    }
+
     pub fn of(message: &Message) -> Self {
         let method = message.method().unwrap_or_default();
         let name = name_key(method).and_then(|key| match message.tool_name() {
@@ -256,6 +276,7 @@ impl Routing {
         Self {
             method: HeaderValue::from_str(method).ok(),
             name: name.and_then(|name| HeaderValue::from_str(&encode_header_value(&name)).ok()),
+            params: Vec::new(),
         }
     }
 }

@@ -69,6 +69,7 @@ impl GatewayError {
             | Self::Envelope(_)
             | Self::BatchNotAllowed(_)
             | Self::Exchange(ExchangeError::UnknownElicitation(_))
+            | Self::Exchange(ExchangeError::ParamHeaderMismatch(_))
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotAcceptable(_) | Self::ListenNeedsStream => StatusCode::NOT_ACCEPTABLE,
@@ -117,7 +118,8 @@ impl GatewayError {
             Self::UnsupportedProtocolVersion { .. }
             | Self::Envelope(EnvelopeError::Unsupported(_)) => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::Envelope(EnvelopeError::Invalid(_)) => code::INVALID_PARAMS,
-            Self::Envelope(EnvelopeError::HeaderMismatch(_)) => code::HEADER_MISMATCH,
+            Self::Envelope(EnvelopeError::HeaderMismatch(_))
+            | Self::Exchange(ExchangeError::ParamHeaderMismatch(_)) => code::HEADER_MISMATCH,
             Self::Exchange(ExchangeError::TooManySessions(_)) => code::OVERLOADED,
             Self::Exchange(ExchangeError::Upstream(_)) => code::UPSTREAM_UNAVAILABLE,
             Self::Exchange(ExchangeError::HeldAgain) => code::INTERNAL_ERROR,

@@ -343,6 +343,9 @@ impl HttpUpstream {
                     headers.insert(name, value.clone());
                 }
             }
+            for (name, value) in &routing.params {
+                headers.insert(name.clone(), value.clone());
+            }
         }
         for (name, value) in &self.config.headers {
             headers.append(name.clone(), value.clone());

@@ -55,10 +55,7 @@ impl Upstream {
 
     async fn discover(&self) -> Result<Revision, UpstreamError> {
         let request = modern::own_request("mcpgate-discover", modern::SERVER_DISCOVER, json!({}));
-        let routing = Routing {
-            method: http::HeaderValue::from_str(modern::SERVER_DISCOVER).ok(),
-            name: None,
-        };
+        let routing = Routing::bare(modern::SERVER_DISCOVER);
         let placement = Placement {
             session_id: None,
             protocol_version: Some(modern::VERSION),

@@ -5,8 +5,8 @@ Usage: python modern_server.py [--modern-only]
 
 --modern-only refuses every handshake-era request (initialize, a 2025-xx MCP-Protocol-Version
 header) with -32022 naming 2026-07-28 alone, as a server that dropped the old revisions does.
-`GET /received` lists what reached /mcp (method, Mcp-Method, Mcp-Name, protocol version, whether
-an envelope was in _meta): the tests' proof of what the gateway forwarded.
+`GET /received` lists what reached /mcp (method, Mcp-Method, Mcp-Name, Mcp-Param-* headers,
+protocol version, whether an envelope was in _meta): the tests' proof of what the gateway forwarded.
 """
 
 import json
@@ -16,7 +16,7 @@ import sys
 from typing import Annotated
 
 import uvicorn
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mcp.server.mcpserver import Elicit, MCPServer, Resolve
 
@@ -49,6 +49,14 @@ def delete_everything() -> str:
 def launch(target: str) -> str:
     """What a policy holds for approval."""
     return f"launched {target}"
+
+
+@server.tool()
+def deploy(
+    region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], target: str
+) -> str:
+    """Its region is mirrored in the Mcp-Param-Region header at 2026-07-28, which the SDK checks."""
+    return f"deployed {target} to {region}"
 
 
 @server.tool()
@@ -90,6 +98,7 @@ def recorder(app, modern_only: bool):
             "session": headers.get("mcp-session-id"),
             "envelope": meta.get("io.modelcontextprotocol/protocolVersion"),
             "inputResponses": (params or {}).get("inputResponses") is not None,
+            "params": {k: v for k, v in headers.items() if k.startswith("mcp-param-")},
         })
         if modern_only and headers.get("mcp-protocol-version") != MODERN:
             error = {"jsonrpc": "2.0", "id": parsed.get("id") if isinstance(parsed, dict) else None,

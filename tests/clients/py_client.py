@@ -110,6 +110,7 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
         else:
             calls = {
                 "echo": ("echo", {"message": "through the gateway"}),
+                "deployed": ("deploy", {"region": "eu-west-1", "target": "v2"}),
                 "denied": ("delete_everything", {}),
                 "approved": ("launch", {"target": "the moon"}),
                 "asked": ("ask_name", {}),

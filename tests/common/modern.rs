@@ -1,9 +1,14 @@
 //! Requests as an MCP 2026-07-28 client sends them: the envelope in `params._meta`, and the
 //! routing headers mirroring the body.
 
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 
+use super::upstream::{result as result_of, FakeUpstream};
 use super::{sse_messages, Answer, Client};
 
 pub const MODERN: &str = "2026-07-28";
@@ -42,4 +47,50 @@ pub fn sse_or_json(answer: &Answer) -> Value {
         .into_iter()
         .find(|m| m.get("result").is_some() || m.get("error").is_some())
         .unwrap_or_else(|| panic!("no answer in {}", answer.text))
+}
+
+/// The one tool most tests list: `get_price`, which takes anything.
+pub fn price_tool() -> Value {
+    json!([{"name": "get_price", "inputSchema": {"type": "object"}}])
+}
+
+/// What a fake 2026-07-28 upstream received: each POST's headers and body.
+pub type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
+
+/// A fake upstream that speaks only 2026-07-28: `server/discover` names it, initialize is
+/// refused (-32022), `tools/list` lists `tools`, `tools/call` echoes the name it was called with.
+pub async fn modern_upstream(tools: Value) -> (String, Received) {
+    let received = Received::default();
+    let seen = received.clone();
+    let url = FakeUpstream::start_with_headers(move |headers, message| {
+        seen.lock().unwrap().push((headers, message.clone()));
+        let tools = tools.clone();
+        async move {
+            let result = match message["method"].as_str() {
+                Some("server/discover") => json!({"supportedVersions": [MODERN],
+                    "capabilities": {"tools": {}}, "resultType": "complete",
+                    "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-modern", "version": "1"}}}),
+                Some("tools/list") => json!({"tools": tools.clone(), "resultType": "complete",
+                    "ttlMs": 60000, "cacheScope": "public"}),
+                Some("tools/call") => json!({"content": [{"type": "text",
+                    "text": message["params"]["name"]}], "isError": false, "resultType": "complete"}),
+                Some("initialize") => {
+                    let refusal = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
+                        "code": -32022, "message": "Unsupported protocol version",
+                        "data": {"supported": [MODERN]}}});
+                    return Some((StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response());
+                }
+                // As the Python SDK answers it at 2026-07-28: under 404.
+                Some(method) if message.get("id").is_some() => {
+                    let unknown = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
+                        "code": -32601, "message": format!("Method not found: {method}")}});
+                    return Some((StatusCode::NOT_FOUND, axum::Json(unknown)).into_response());
+                }
+                _ => return None,
+            };
+            Some(result_of(&message, result))
+        }
+    })
+    .await;
+    (url, received)
 }
