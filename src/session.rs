@@ -349,6 +349,18 @@ impl SessionStore {
 #[derive(Default)]
 pub struct BridgedSessions {
     pub by_caller: DashMap<BridgeCaller, BridgedSession>,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl BridgedSessions {
+    /// An id for a request sent in a bridged session, unique among this process's: its
+    /// callers' own ids may clash (`exchange/bridge.rs`).
+    pub fn request_id(&self) -> serde_json::Value {
+        let n = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("mcpgate-bridged-{n}").into()
+    }
 }
 
 /// Who shares a bridged upstream session: one agent (or one anonymous address), and the

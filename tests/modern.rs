@@ -593,3 +593,38 @@ async fn listen_needs_a_client_that_takes_a_stream() {
         .await;
     answer.assert_error(406, -32600, "text/event-stream");
 }
+
+/// The callers of one agent share its bridged upstream session, and each numbers its own
+/// requests: two sending the same id at once reach the upstream under distinct ids of the
+/// gateway's, and each gets its own answer under its own id.
+#[tokio::test]
+async fn callers_sharing_a_bridged_session_may_use_the_same_id() {
+    let harness = start(ALLOW_ALL).await;
+    let (first, second) = (harness.client(), harness.client());
+    let price = |client: &Client, symbol: &str| {
+        let body = request(
+            1,
+            "tools/call",
+            json!({"name": "get_24hr_ticker", "arguments": {"symbol": symbol}}),
+        );
+        let headers = modern_headers(client, "tools/call", Some("get_24hr_ticker"));
+        let client = client.clone();
+        async move { client.post_raw(headers, body).await }
+    };
+    let (btc, eth) = tokio::join!(price(&first, "BTCUSDT"), price(&second, "ETHUSDT"));
+    for (answer, symbol) in [(btc, "BTCUSDT"), (eth, "ETHUSDT")] {
+        let answer = sse_or_json(&answer);
+        assert_eq!(answer["id"], 1, "{answer}");
+        assert!(answer["result"].to_string().contains(symbol), "{answer}");
+    }
+    let ids: Vec<Value> = harness
+        .simulator
+        .received()
+        .into_iter()
+        .filter(|m| m["method"] == "tools/call")
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_ne!(ids[0], ids[1], "{ids:?}");
+    assert!(ids.iter().all(|id| *id != json!(1)), "{ids:?}");
+}

@@ -401,3 +401,38 @@ async fn pin_with_a_program_that_cannot_start_changes_nothing() {
     assert!(stderr.contains("could not start it"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&policy).unwrap(), text);
 }
+
+/// An upstream that speaks only 2026-07-28 (initialize refused): `policy pin` and `policy check`
+/// list its tools with 2026-07-28 requests of their own, and the gateway in front of it sees the
+/// definitions that were pinned (the pinned tool is listed, not hidden as changed).
+#[tokio::test]
+async fn pin_and_check_list_a_2026_07_28_only_upstream() {
+    let tools = json!([get_price("The latest price."),
+        {"name": "get_order_book", "inputSchema": {"type": "object"}}]);
+    let (url, _received) = common::modern::modern_upstream(tools).await;
+    let harness = common::start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"get_price": {}}}"#.into(),
+        upstream: Some(url.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let report = pin_from(&harness, &["--upstream", &url]).await;
+    assert!(report.contains("get_price: pinned sha256:"), "{report}");
+
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["policy", "check"])
+        .arg(&harness.policy_path)
+        .args(["--upstream", &url])
+        .output()
+        .await
+        .unwrap();
+    common::assert_exited_ok(&output, "mcpgate policy check");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(r#"upstream tool "get_order_book" has no rule"#),
+        "{text}"
+    );
+
+    let mut client = harness.client().initialized().await;
+    assert_eq!(client.tool_names().await, ["get_price"]);
+}

@@ -65,6 +65,29 @@ pub async fn modern(
     if let Err(mismatch) = check_param_headers(gateway, &session, envelope, &message).await {
         return Outcome::Failed(mismatch);
     }
+    if session.modern_upstream {
+        return in_session(gateway, envelope, &session, message).await;
+    }
+    // The callers of one agent share its bridged upstream session, and each numbers its own
+    // requests: two may send the same id at once, and an upstream that routes answers by id
+    // would mix them up. The upstream sees an id of the gateway's, unique in the session, and
+    // the client gets its own back.
+    let own = gateway.bridge.request_id();
+    let outcome = in_session(gateway, envelope, &session, message.with_id(own.clone())).await;
+    with_client_id(outcome, &own, id.as_ref())
+}
+
+/// A request of a 2026-07-28 caller in its session (past discover, listen and the header
+/// check): a round's retry resumed, or an exchange like any other, its outcome in 2026-07-28's
+/// shapes.
+async fn in_session(
+    gateway: &Arc<Gateway>,
+    envelope: &Envelope,
+    session: &Arc<Session>,
+    message: Message,
+) -> Outcome {
+    let method = message.method().unwrap_or_default().to_owned();
+    let id = message.id().cloned();
     // A 2026-07-28 upstream keeps its own rounds (its `requestState`); only the gateway's are
     // taken off. A handshake-era one knows no rounds at all.
     let (message, round) = match take_round(message, session.modern_upstream) {
@@ -73,21 +96,20 @@ pub async fn modern(
     };
     if let Some(Retry { state, answer }) = round {
         if rounds::is_round(&state) {
-            let outcome =
-                rounds::resume(gateway, envelope, &session, message, &state, answer).await;
+            let outcome = rounds::resume(gateway, envelope, session, message, &state, answer).await;
             return to_modern(outcome, &method, id.as_ref(), envelope).await;
         }
         if let Some(answer) = answer {
             if let Some(outcome) =
-                held::answer_round(gateway, &session, &message, &state, &answer).await
+                held::answer_round(gateway, session, &message, &state, &answer).await
             {
                 return to_modern(outcome, &method, id.as_ref(), envelope).await;
             }
         }
     }
     // A handshake-era upstream asks its questions on the call's stream: they become rounds.
-    let call = (!session.modern_upstream).then(|| rounds::Call::of(&session, &message));
-    let outcome = super::exchange(gateway, &session, session.version, message).await;
+    let call = (!session.modern_upstream).then(|| rounds::Call::of(session, &message));
+    let outcome = super::exchange(gateway, session, session.version, message).await;
     let outcome = match call {
         Some(call) => rounds::watch(gateway, envelope, call, outcome),
         None => outcome,
@@ -230,12 +252,11 @@ async fn ask(
 }
 
 /// `server/discover`'s result for a handshake-era upstream: its capabilities, instructions and
-/// name, and the handshake-era revisions only. The upstream's questions during a call reach a
-/// 2026-07-28 client as rounds (`rounds.rs`), but what it sends outside any call (the GET
-/// stream: `list_changed`, resource updates) has no 2026-07-28 way to the client until
-/// `subscriptions/listen` is bridged. So a client that negotiates (mcp 2.x "auto") is told to
-/// initialize, and sees exactly what it sees talking to the upstream directly; a client pinned
-/// to 2026-07-28 is still served, bridged.
+/// name, and the handshake-era revisions only. A client that negotiates (mcp 2.x "auto") is
+/// told to initialize, and sees exactly what it sees talking to the upstream directly, in a
+/// session that any replica can serve (sealed ids); bridged, its questions during a call would
+/// be rounds held by one replica (`rounds.rs`). A client pinned to 2026-07-28 is still served,
+/// bridged.
 fn discovered(server: &Value) -> Value {
     let mut result = json!({
         "supportedVersions": version::SUPPORTED,
@@ -336,6 +357,40 @@ async fn to_modern(
             Outcome::Streamed(completed(held.into_messages(), method))
         }
         other @ (Outcome::Accepted | Outcome::Failed(_)) => other,
+    }
+}
+
+/// What answers a request sent upstream under the gateway's id `own`, under the client's id.
+fn with_client_id(outcome: Outcome, own: &Value, client: Option<&Value>) -> Outcome {
+    let client = client.cloned().unwrap_or(Value::Null);
+    let own_text = own.as_str().unwrap_or_default().to_owned();
+    let own = own.clone();
+    let renamed = move |text: &[u8]| -> Option<Value> {
+        let mut answer = serde_json::from_slice::<Value>(text).ok()?;
+        let id = answer.get_mut("id").filter(|id| **id == own)?;
+        *id = client.clone();
+        Some(answer)
+    };
+    match outcome {
+        Outcome::Answered { status, body } => Outcome::Answered {
+            status,
+            body: renamed(&body).map_or(body, |a| a.to_string().into()),
+        },
+        Outcome::Refused { answer, kind } => {
+            let answer = renamed(answer.to_string().as_bytes()).unwrap_or(answer);
+            Outcome::Refused { answer, kind }
+        }
+        Outcome::Streamed(messages) => Outcome::Streamed(Box::pin(messages.map(move |item| {
+            item.map(|mut event| {
+                if event.text().contains(&own_text) {
+                    if let Some(answer) = renamed(event.text().as_bytes()) {
+                        event.data = Some(answer.to_string());
+                    }
+                }
+                event
+            })
+        }))),
+        other @ (Outcome::Accepted | Outcome::Held(_) | Outcome::Failed(_)) => other,
     }
 }
 

@@ -72,6 +72,12 @@ impl Message {
         self.id.as_ref()
     }
 
+    /// The same message under another id (a request the gateway sends under an id of its own).
+    pub fn with_id(mut self, id: Value) -> Self {
+        self.id = Some(id);
+        self
+    }
+
     pub fn method(&self) -> Option<&str> {
         self.method.as_deref()
     }

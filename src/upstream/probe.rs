@@ -6,8 +6,12 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 
-use super::{Placement, Reply, Upstream, UpstreamError};
+use super::{Placement, Reply, Revision, Upstream, UpstreamError};
+use crate::protocol::modern::{self, Routing};
 use crate::protocol::{method, peek, version, SseEvent};
+
+/// A listing stops after this many pages: an upstream whose cursors never end is refused.
+const MAX_PAGES: u64 = 1000;
 
 /// Reads `events` until the answer to `id`; its JSON text.
 pub async fn await_answer<E: From<UpstreamError>>(
@@ -94,8 +98,21 @@ impl Upstream {
             .collect())
     }
 
-    /// Every tool definition the upstream lists, in a session of its own (`policy pin`).
+    /// Every tool definition the upstream lists (`policy pin`): in a session of its own, or as
+    /// 2026-07-28 requests of its own to an upstream that keeps none.
     pub async fn list_tools(&self) -> Result<Vec<Value>, UpstreamError> {
+        if let Revision::PerRequest(_) = self.revision().await? {
+            let routing = Routing::bare(method::TOOLS_LIST);
+            let placement = Placement {
+                session_id: None,
+                protocol_version: Some(modern::VERSION),
+                routing: Some(&routing),
+            };
+            let request = |page: u64, params: Value| {
+                modern::own_request(&format!("mcpgate-list-{page}"), method::TOOLS_LIST, params)
+            };
+            return self.list_pages(request, placement).await;
+        }
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": method::INITIALIZE, "params": {
             "protocolVersion": version::LATEST, "capabilities": {},
             "clientInfo": {"name": "mcpgate-policy-check", "version": env!("CARGO_PKG_VERSION")}}});
@@ -122,14 +139,25 @@ impl Upstream {
             placement,
         )
         .await?;
+        let request = |page: u64, params: Value| json!({"jsonrpc": "2.0", "id": page, "method": method::TOOLS_LIST, "params": params});
+        let tools = self.list_pages(request, placement).await;
+        if session_id.is_some() {
+            let _ = self.end_session(placement).await;
+        }
+        tools
+    }
+
+    /// `tools/list`, page after page, each request written by `request` from its page number
+    /// and params (the cursor).
+    async fn list_pages(
+        &self,
+        request: impl Fn(u64, Value) -> Value,
+        placement: Placement<'_>,
+    ) -> Result<Vec<Value>, UpstreamError> {
         let mut tools = Vec::new();
-        let mut cursor: Option<Value> = None;
-        for page in 1.. {
-            let mut request = json!({"jsonrpc": "2.0", "id": page, "method": method::TOOLS_LIST});
-            if let Some(cursor) = cursor.take() {
-                request["params"] = json!({ "cursor": cursor });
-            }
-            let (answer, _) = self.ask(&request, placement).await?;
+        let mut params = json!({});
+        for page in 1..=MAX_PAGES {
+            let (answer, _) = self.ask(&request(page, params), placement).await?;
             let result = answer.get("result").ok_or_else(|| UpstreamError::Refused {
                 method: method::TOOLS_LIST,
                 error: answer.to_string(),
@@ -143,14 +171,14 @@ impl Upstream {
                 tools.push(tool.clone());
             }
             match result.get("nextCursor") {
-                Some(next) if !next.is_null() => cursor = Some(next.clone()),
-                _ => break,
+                Some(next) if !next.is_null() => params = json!({ "cursor": next }),
+                _ => return Ok(tools),
             }
         }
-        if session_id.is_some() {
-            let _ = self.end_session(placement).await;
-        }
-        Ok(tools)
+        Err(UpstreamError::Refused {
+            method: method::TOOLS_LIST,
+            error: format!("its tool list ran past {MAX_PAGES} pages"),
+        })
     }
 
     pub(super) async fn ask(
