@@ -530,6 +530,39 @@ async fn python_sdk_pinned_to_2026_07_28_is_passed_through_to_a_2026_07_28_upstr
     assert!(received.iter().all(|r| r["method"] != "initialize"));
 }
 
+/// `subscriptions/listen` passed through to a 2026-07-28 upstream: the Python client's listen
+/// stream through the gateway is acknowledged with what it asked for, and the upstream's
+/// tools `list_changed` (sent when a tool is called) reaches it.
+#[tokio::test]
+async fn python_sdk_listens_through_the_gateway_to_a_2026_07_28_upstream() {
+    let (_server, url) = start_modern_fixture(false).await;
+    let harness = start_with(Setup {
+        policy: r#"{"version": "1", "default": "deny", "tools": {"change_tools": {}},
+            "methods": {"subscriptions/listen": {}}}"#
+            .into(),
+        upstream: Some(url.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let seen = run_client(Sdk::Python, &harness.url, "modern-listen").await;
+    assert_eq!(seen["protocol"], "2026-07-28", "{seen}");
+    assert_eq!(
+        seen["honored"],
+        serde_json::json!({"toolsListChanged": true}),
+        "{seen}"
+    );
+    assert_eq!(seen["event"], "ToolsListChanged", "{seen}");
+    let received = fixture_received(&url).await;
+    assert!(
+        received
+            .iter()
+            .any(|r| r["method"] == "subscriptions/listen"
+                && r["mcp-method"] == "subscriptions/listen"
+                && r["session"].is_null()),
+        "{received:?}"
+    );
+}
+
 /// A client pinned to the handshake in front of an upstream that speaks only 2026-07-28: the
 /// gateway answers initialize from the upstream's `server/discover`, keeps the session itself,
 /// and sends each request as a 2026-07-28 one with an envelope of its own.

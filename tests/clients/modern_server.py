@@ -18,7 +18,7 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel, Field
 
-from mcp.server.mcpserver import Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
 MODERN = "2026-07-28"
 server = MCPServer("modern-fixture", instructions="A fixture that speaks MCP 2026-07-28.")
@@ -57,6 +57,13 @@ def deploy(
 ) -> str:
     """Its region is mirrored in the Mcp-Param-Region header at 2026-07-28, which the SDK checks."""
     return f"deployed {target} to {region}"
+
+
+@server.tool()
+async def change_tools(ctx: Context) -> str:
+    """Tells every listen stream that asked for it that the tool list changed."""
+    await ctx.notify_tools_changed()
+    return "told the listeners"
 
 
 @server.tool()

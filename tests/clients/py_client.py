@@ -96,7 +96,14 @@ async def modern(url: str, scenario: str, on_elicit, elicitations: list[str]) ->
         out["protocol"] = client.protocol_version
         tools = await client.list_tools()
         out["tools"] = sorted(t.name for t in tools.tools)
-        if scenario == "modern":
+        if scenario == "modern-listen":
+            async with client.listen(tools_list_changed=True) as subscription:
+                out["honored"] = subscription.honored.model_dump(by_alias=True, exclude_none=True)
+                await client.call_tool("change_tools", {})
+                event = await asyncio.wait_for(subscription.__anext__(), 10)
+                out["event"] = type(event).__name__
+            calls = {}
+        elif scenario == "modern":
             calls = {
                 "price": ("get_price", {"symbol": "BTCUSDT"}),
                 "denied": ("get_order_book", {"symbol": "ETHUSDT", "depth": 5000}),
