@@ -58,8 +58,11 @@ tokio::task_local! {
 /// Runs `handle` (a request's handling) so that the records it queues wake the writer only when
 /// its answer waits for them: one wake for what a whole turn of the event loop queued, not one
 /// per record.
-pub async fn answering<F: Future>(handle: F) -> F::Output {
-    ANSWER_WAITS.scope((), handle).await
+///
+/// A plain function, not an `async fn`: that would hold `handle` twice (its argument and the
+/// scope's copy), and request futures are moved whole, so their size is paid on every call.
+pub fn answering<F: Future>(handle: F) -> impl Future<Output = F::Output> {
+    ANSWER_WAITS.scope((), handle)
 }
 
 /// Where the writer thread writes.

@@ -89,7 +89,7 @@ pub async fn exchange(
 ) -> Outcome {
     let started = Instant::now();
     if held::is_elicitation_answer(&message) {
-        return held::take_elicitation_answer(gateway, session, &message).await;
+        return Box::pin(held::take_elicitation_answer(gateway, session, &message)).await;
     }
     match gateway.police(session, &message).await {
         Verdict::Pass(pass) => {
@@ -98,7 +98,9 @@ pub async fn exchange(
             results::apply(gateway, session, &message, outcome)
         }
         Verdict::Refuse(refusal) => refuse(gateway, session, &message, refusal, started),
-        Verdict::Hold(hold) => held::hold(gateway, session, version, message, hold).await,
+        // Boxed, as the answer to an approval question is: rare, and their futures would size
+        // every call's, which is moved whole several times per call.
+        Verdict::Hold(hold) => Box::pin(held::hold(gateway, session, version, message, hold)).await,
     }
 }
 

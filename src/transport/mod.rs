@@ -15,6 +15,7 @@ mod render;
 mod session_routes;
 pub mod sse;
 
+use futures::future::Either;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,12 +86,17 @@ impl Dispatch {
             .audit
             .take()
             .filter(|_| !PROBE_PATHS.contains(&request.uri().path()));
+        // One route future in an `Either`: awaited in two arms, it would be held twice (rustc
+        // does not overlap them), and every answer copies this future several times.
+        let route = self.route(request);
+        let handled = match &audit {
+            Some(_) => Either::Left(crate::audit::answering(route)),
+            None => Either::Right(route),
+        };
+        let response = handled.await;
         match &audit {
-            Some(barrier) => {
-                let response = crate::audit::answering(self.route(request)).await;
-                audited::after_records(barrier, response).await
-            }
-            None => self.route(request).await,
+            Some(barrier) => audited::after_records(barrier, response).await,
+            None => response,
         }
     }
 
@@ -100,17 +106,12 @@ impl Dispatch {
             Some(gateway)
                 if request.method() == Method::POST && request.uri().path() == MCP_PATH =>
             {
-                match &gateway.metrics {
-                    None => post::post(State(gateway), request).await,
-                    Some(_) => {
-                        let started = Instant::now();
-                        let response = post::post(State(gateway.clone()), request).await;
-                        if let Some(metrics) = &gateway.metrics {
-                            metrics.request(started.elapsed());
-                        }
-                        response
-                    }
+                let started = gateway.metrics.is_some().then(Instant::now);
+                let response = post::post(State(gateway.clone()), request).await;
+                if let (Some(metrics), Some(started)) = (&gateway.metrics, started) {
+                    metrics.request(started.elapsed());
                 }
+                response
             }
             _ => match self.router.oneshot(request).await {
                 Ok(response) => response,

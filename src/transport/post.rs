@@ -60,8 +60,11 @@ async fn accept(
     match body {
         protocol::Body::Single(message) => {
             if protocol::modern::is_requested(headers, &message) {
-                return super::modern::accept(gateway, headers, caller, address, format, message)
-                    .await;
+                // Boxed, as initialize and batches are: off the call path, and their futures
+                // would otherwise size (and be copied with) every call's.
+                let modern =
+                    super::modern::accept(gateway, headers, caller, address, format, message);
+                return Box::pin(modern).await;
             }
             // Checked after parsing so the refusal carries the request's id: that is how a
             // 2026-07-28 `server/discover` probe learns to fall back to initialize.
@@ -72,9 +75,9 @@ async fn accept(
             let id = message.id().cloned();
             if message.is(method::INITIALIZE) {
                 let version = version.unwrap_or(version::ASSUMED);
-                let Opened { outcome, session } =
-                    exchange::initialize(gateway, agent, caller.scopes, address, version, message)
-                        .await;
+                let opening =
+                    exchange::initialize(gateway, agent, caller.scopes, address, version, message);
+                let Opened { outcome, session } = Box::pin(opening).await;
                 let mut response = render::response(outcome, format, id, within).await;
                 if let Some(session) = session {
                     let value = HeaderValue::from_str(&session.id)
@@ -100,7 +103,7 @@ async fn accept(
             if !version::allows_batches(version) {
                 return Err(GatewayError::BatchNotAllowed(version.to_owned()));
             }
-            Ok(batch(gateway, &session, version, messages, within).await)
+            Ok(Box::pin(batch(gateway, &session, version, messages, within)).await)
         }
     }
 }

@@ -46,7 +46,8 @@ pub struct JsonAnswer {
 /// JSON answer.
 pub async fn settle(outcome: Outcome, id: Option<&Value>, within: Duration) -> JsonAnswer {
     let outcome = match outcome {
-        Outcome::Held(held) => held.settle().await,
+        // Boxed: rare, and its future would size every JSON answer's.
+        Outcome::Held(held) => Box::pin(held.settle()).await,
         other => other,
     };
     let failed = |err: GatewayError| JsonAnswer {
