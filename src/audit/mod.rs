@@ -271,7 +271,26 @@ fn capped(text: &str, cap: usize) -> Cow<'_, str> {
 }
 
 fn text(line: &mut Vec<u8>, key: &str, value: Option<&str>) {
-    member(line, key, &value.map(|v| capped(v, TEXT_CAP)));
+    match value {
+        // Names and ids are printable ASCII: written between quotes as they are, without the
+        // serializer's byte-by-byte escaping (a tenth of a record's cost with a sealed id).
+        Some(value) if value.len() <= TEXT_CAP && is_plain(value) => {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(key.as_bytes());
+            line.extend_from_slice(b"\":\"");
+            line.extend_from_slice(value.as_bytes());
+            line.push(b'"');
+        }
+        _ => member(line, key, &value.map(|v| capped(v, TEXT_CAP))),
+    }
+}
+
+/// Printable ASCII without `"` or `\`: JSON string text as it is, and no reader's line break.
+/// Checked without an early exit, so that the compiler checks many bytes at once.
+fn is_plain(text: &str) -> bool {
+    text.bytes().fold(true, |plain, b| {
+        plain & (b' '..=b'~').contains(&b) & (b != b'"') & (b != b'\\')
+    })
 }
 
 /// Arguments over the cap are written as their cut JSON text (a string), with the marker.
@@ -424,6 +443,21 @@ mod tests {
         let line: Value =
             serde_json::from_str(std::fs::read_to_string(&path).unwrap().trim()).unwrap();
         assert_eq!(line["arguments"]["symbol"], "BTCUSDT");
+    }
+
+    #[test]
+    fn only_printable_ascii_without_quotes_or_backslashes_is_written_as_it_is() {
+        assert!(is_plain("get_price") && is_plain("v1.AbC-_~ x") && is_plain(""));
+        for escaped in [
+            "a\"b",
+            "a\\b",
+            "a\nb",
+            "a\u{7f}b",
+            "caf\u{e9}",
+            "a\u{2028}b",
+        ] {
+            assert!(!is_plain(escaped), "{escaped:?}");
+        }
     }
 
     #[tokio::test]
