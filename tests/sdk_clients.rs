@@ -565,7 +565,8 @@ async fn python_sdk_listens_through_the_gateway_to_a_2026_07_28_upstream() {
 
 /// A client pinned to the handshake in front of an upstream that speaks only 2026-07-28: the
 /// gateway answers initialize from the upstream's `server/discover`, keeps the session itself,
-/// and sends each request as a 2026-07-28 one with an envelope of its own.
+/// and sends each request as a 2026-07-28 one with an envelope of its own; the upstream's
+/// input-required round is put to the client as an elicitation (`exchange/asked.rs`).
 #[tokio::test]
 async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstream() {
     let (_server, url) = start_modern_fixture(true).await;
@@ -597,10 +598,15 @@ async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstr
         seen["approved"]["content"][0]["text"], "launched the moon",
         "{seen}"
     );
-    // The gateway asks no handshake-era client for an upstream's input: the tool says what
-    // it lacked.
-    assert_eq!(seen["asked"]["error"], -32021, "{seen}");
-    assert_eq!(seen["elicitations"].as_array().unwrap().len(), 1, "{seen}");
+    // The upstream's input-required round reaches the client as an elicitation on the call's
+    // stream, and the gateway repeats the call with its answer.
+    assert_eq!(
+        seen["asked"]["content"][0]["text"], "Hello, Ada Lovelace",
+        "{seen}"
+    );
+    let asked = seen["elicitations"].as_array().unwrap();
+    assert_eq!(asked.len(), 2, "the approval, then the tool's: {seen}");
+    assert_eq!(asked[1], "What is your name?");
 
     let received = fixture_received(&url).await;
     let (refused, sent): (Vec<_>, Vec<_>) =
@@ -630,6 +636,9 @@ async fn python_sdk_pinned_to_the_handshake_is_served_by_a_2026_07_28_only_upstr
             .all(|r| !r["method"].as_str().unwrap().starts_with("notifications/")),
         "notifications stay at the gateway: {sent:?}"
     );
+    let asks: Vec<_> = sent.iter().filter(|r| r["name"] == "ask_name").collect();
+    assert_eq!(asks.len(), 2, "asked, then answered: {sent:?}");
+    assert_eq!(asks[1]["inputResponses"], true, "{sent:?}");
 }
 
 /// Rules the model can see: the Binance policy's `depth` ≤ 100 reaches the SDK's parsed tool

@@ -41,8 +41,8 @@ pub(super) fn refuse(
 /// Sends a message the policy let through, audits the outcome, and gives the rate-limit units
 /// back if the upstream failed to take it.
 pub(super) async fn forward(
-    gateway: &Gateway,
-    session: &Session,
+    gateway: &Arc<Gateway>,
+    session: &Arc<Session>,
     version: &str,
     message: &Message,
     pass: Pass,

@@ -6,6 +6,7 @@
 //! [`exchange`]; an upstream transport (stdio) adds a way to send what [`forward`] sends.
 
 mod answers;
+mod asked;
 mod bridge;
 mod forward;
 mod held;
@@ -27,6 +28,7 @@ use futures::Stream;
 use http::StatusCode;
 use serde_json::Value;
 
+pub use asked::Asked;
 pub use bridge::modern;
 pub use held::HeldCall;
 pub use param_headers::ToolHeaders;
@@ -88,6 +90,9 @@ pub async fn exchange(
     message: Message,
 ) -> Outcome {
     let started = Instant::now();
+    if asked::is_answer(&message) {
+        return asked::take_answer(gateway, session, &message);
+    }
     if held::is_elicitation_answer(&message) {
         return Box::pin(held::take_elicitation_answer(gateway, session, &message)).await;
     }

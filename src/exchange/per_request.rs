@@ -14,7 +14,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{ExchangeError, Opened, Outcome};
+use super::{asked, ExchangeError, Opened, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Routing};
 use crate::protocol::{version, Kind, Message};
@@ -23,8 +23,8 @@ use crate::upstream::{Placement, Reply, UpstreamError};
 
 /// Sends `message` of a session whose upstream speaks 2026-07-28.
 pub(super) async fn send(
-    gateway: &Gateway,
-    session: &Session,
+    gateway: &Arc<Gateway>,
+    session: &Arc<Session>,
     message: &Message,
 ) -> Result<Reply, UpstreamError> {
     if message.kind != Kind::Request {
@@ -41,14 +41,19 @@ pub(super) async fn send(
             .await
             .headers_for(message.tool_arguments());
     }
+    let asks_client = asked::asks_client(session, message);
     let body = if session.version == modern::VERSION {
         message.to_bytes()
     } else {
-        // A handshake-era client: the envelope is the gateway's, and says the client can be
-        // asked nothing, since no input-required round is relayed to such a client.
+        // A handshake-era client: the envelope is the gateway's, declaring what the gateway can
+        // put to the client for the upstream (`asked.rs`), or nothing.
         let info = json!({"name": "mcpgate", "version": env!("CARGO_PKG_VERSION")});
+        let capabilities = match asks_client {
+            true => asked::declared_capabilities(),
+            false => json!({}),
+        };
         message
-            .with_meta(modern::envelope_meta(json!({}), info))
+            .with_meta(modern::envelope_meta(capabilities, info))
             .to_bytes()
     };
     let placement = Placement {
@@ -56,7 +61,20 @@ pub(super) async fn send(
         protocol_version: Some(modern::VERSION),
         routing: Some(&routing),
     };
-    let reply = gateway.upstream.post(body, placement).await;
+    let reply = gateway.upstream.post(body.clone(), placement).await;
+    let reply = match reply {
+        Ok(reply) if asks_client && asked::may_ask(&reply) => {
+            let request = serde_json::from_slice(&body).expect("the gateway wrote this JSON");
+            return Ok(asked::with_rounds(
+                gateway.clone(),
+                session.clone(),
+                request,
+                routing,
+                reply,
+            ));
+        }
+        other => other,
+    };
     match reply {
         // 2026-07-28 servers answer "method not found" with HTTP 404, which a handshake-era
         // client reads as "your session is gone" (transports spec 2025-06-18): the JSON-RPC

@@ -71,6 +71,9 @@ pub struct Gateway {
     /// Calls of a handshake-era upstream waiting on a 2026-07-28 client's answers
     /// (`exchange/rounds.rs`): in this process, since the upstream's stream is held here.
     pub rounds: rounds::Rounds,
+    /// A 2026-07-28 upstream's questions put to handshake-era clients, awaiting their answers
+    /// (`exchange/asked.rs`).
+    pub asked: crate::exchange::Asked,
 }
 
 /// What the last reload attempt came to, published on [`Gateway::reloads`] by `reload.rs`.
@@ -223,6 +226,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         readiness: Readiness::default(),
         bridge: crate::session::BridgedSessions::default(),
         rounds: rounds::Rounds::default(),
+        asked: Default::default(),
         config,
     }))
 }

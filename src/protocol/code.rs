@@ -17,3 +17,5 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 /// MCP 2026-07-28: an `Mcp-Method`, `Mcp-Name` or `MCP-Protocol-Version` header that does not
 /// match the request's body.
 pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the server needs a client capability the request's client lacks.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;

@@ -60,11 +60,24 @@ pub type Received = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
 /// A fake upstream that speaks only 2026-07-28: `server/discover` names it, initialize is
 /// refused (-32022), `tools/list` lists `tools`, `tools/call` echoes the name it was called with.
 pub async fn modern_upstream(tools: Value) -> (String, Received) {
+    let echo = |call: &Value| {
+        json!({"content": [{"type": "text", "text": call["params"]["name"]}], "isError": false,
+            "resultType": "complete"})
+    };
+    modern_upstream_calling(tools, echo).await
+}
+
+/// [`modern_upstream`] whose `tools/call` results are `call`'s.
+pub async fn modern_upstream_calling(
+    tools: Value,
+    call: impl Fn(&Value) -> Value + Clone + Send + Sync + 'static,
+) -> (String, Received) {
     let received = Received::default();
     let seen = received.clone();
     let url = FakeUpstream::start_with_headers(move |headers, message| {
         seen.lock().unwrap().push((headers, message.clone()));
         let tools = tools.clone();
+        let call = call.clone();
         async move {
             let result = match message["method"].as_str() {
                 Some("server/discover") => json!({"supportedVersions": [MODERN],
@@ -72,8 +85,7 @@ pub async fn modern_upstream(tools: Value) -> (String, Received) {
                     "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake-modern", "version": "1"}}}),
                 Some("tools/list") => json!({"tools": tools.clone(), "resultType": "complete",
                     "ttlMs": 60000, "cacheScope": "public"}),
-                Some("tools/call") => json!({"content": [{"type": "text",
-                    "text": message["params"]["name"]}], "isError": false, "resultType": "complete"}),
+                Some("tools/call") => call(&message),
                 Some("initialize") => {
                     let refusal = json!({"jsonrpc": "2.0", "id": message["id"], "error": {
                         "code": -32022, "message": "Unsupported protocol version",
