@@ -22,6 +22,74 @@ pub enum StrictJsonError {
     DuplicateKey(String),
 }
 
+/// Where a subschema sits in a JSON Schema object: under its keyword, or under a member or an
+/// item of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaPlace<'a> {
+    Keyword,
+    Member(&'a str),
+    Item(usize),
+}
+
+/// Keywords whose value is one subschema, a map of them, or a list of them (JSON Schema
+/// 2020-12, and the draft-07 spellings still in use).
+const ONE_SCHEMA: [&str; 12] = [
+    "additionalProperties",
+    "items",
+    "additionalItems",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+];
+const SCHEMA_MAPS: [&str; 5] = [
+    "properties",
+    "patternProperties",
+    "$defs",
+    "definitions",
+    "dependentSchemas",
+];
+const SCHEMA_LISTS: [&str; 5] = ["allOf", "anyOf", "oneOf", "prefixItems", "items"];
+
+/// Every subschema of `schema` one level down, with the keyword and place it sits at: what a
+/// walker of schemas visits (the policy's lint, `x-mcp-header` annotations), and nothing else
+/// (an `examples` or `default` value is not a schema).
+pub fn subschemas(schema: &Map<String, Value>) -> Vec<(&'static str, SchemaPlace<'_>, &Value)> {
+    let mut found = Vec::new();
+    for keyword in ONE_SCHEMA {
+        if let Some(sub @ Value::Object(_)) = schema.get(keyword) {
+            found.push((keyword, SchemaPlace::Keyword, sub));
+        }
+    }
+    for keyword in SCHEMA_MAPS {
+        for (name, sub) in schema
+            .get(keyword)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            found.push((keyword, SchemaPlace::Member(name.as_str()), sub));
+        }
+    }
+    for keyword in SCHEMA_LISTS {
+        for (i, sub) in schema
+            .get(keyword)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            found.push((keyword, SchemaPlace::Item(i), sub));
+        }
+    }
+    found
+}
+
 /// Parses `bytes` as one JSON document, refusing duplicate object keys anywhere in it.
 pub fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

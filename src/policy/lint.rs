@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::json::{self, SchemaPlace};
+
 const NUMERIC: [&str; 5] = [
     "maximum",
     "minimum",
@@ -15,28 +17,6 @@ const NUMERIC: [&str; 5] = [
     "multipleOf",
 ];
 const STRING: [&str; 4] = ["minLength", "maxLength", "pattern", "format"];
-
-/// Keywords whose values are schemas, and those whose values are maps or lists of schemas.
-const SCHEMA: [&str; 10] = [
-    "additionalProperties",
-    "items",
-    "contains",
-    "not",
-    "if",
-    "then",
-    "else",
-    "propertyNames",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-];
-const SCHEMA_MAPS: [&str; 5] = [
-    "properties",
-    "patternProperties",
-    "$defs",
-    "definitions",
-    "dependentSchemas",
-];
-const SCHEMA_LISTS: [&str; 5] = ["allOf", "anyOf", "oneOf", "prefixItems", "items"];
 
 /// A warning for every argument schema in a policy file (as JSON) that uses numeric or string
 /// keywords without a `type`, each with its JSON pointer.
@@ -98,24 +78,13 @@ fn walk(schema: &Value, at: &str, warnings: &mut Vec<String>) {
             ));
         }
     }
-    for key in SCHEMA {
-        if let Some(sub @ Value::Object(_)) = object.get(key) {
-            walk(sub, &format!("{at}/{key}"), warnings);
-        }
-    }
-    for key in SCHEMA_MAPS {
-        if let Some(map) = object.get(key).and_then(Value::as_object) {
-            for (name, sub) in map {
-                walk(sub, &format!("{at}/{key}/{}", escape(name)), warnings);
-            }
-        }
-    }
-    for key in SCHEMA_LISTS {
-        if let Some(list) = object.get(key).and_then(Value::as_array) {
-            for (i, sub) in list.iter().enumerate() {
-                walk(sub, &format!("{at}/{key}/{i}"), warnings);
-            }
-        }
+    for (keyword, place, sub) in json::subschemas(object) {
+        let at = match place {
+            SchemaPlace::Keyword => format!("{at}/{keyword}"),
+            SchemaPlace::Member(name) => format!("{at}/{keyword}/{}", escape(name)),
+            SchemaPlace::Item(i) => format!("{at}/{keyword}/{i}"),
+        };
+        walk(sub, &at, warnings);
     }
 }
 

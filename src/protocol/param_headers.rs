@@ -20,34 +20,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::modern::{decode_header_value, encode_header_value, PARAM_HEADER_PREFIX};
+use crate::json::{self, SchemaPlace};
 
 const ANNOTATION: &str = "x-mcp-header";
-
-/// Keywords whose value is one subschema, a map of them, or a list of them (JSON Schema
-/// 2020-12 and the draft-07 spellings still in use). An annotation in any of these positions
-/// other than a `properties` chain from the root is invalid.
-const ONE_SCHEMA: [&str; 12] = [
-    "additionalProperties",
-    "items",
-    "additionalItems",
-    "contains",
-    "not",
-    "if",
-    "then",
-    "else",
-    "propertyNames",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-    "contentSchema",
-];
-const SCHEMA_MAP: [&str; 5] = [
-    "properties",
-    "patternProperties",
-    "$defs",
-    "definitions",
-    "dependentSchemas",
-];
-const SCHEMA_LIST: [&str; 5] = ["allOf", "anyOf", "oneOf", "prefixItems", "items"];
 
 /// The `Mcp-Param-*` headers one tool declares. Empty for a tool without annotations, and for
 /// one whose annotations are invalid.
@@ -190,25 +165,16 @@ fn visit<'a>(
             }
         }
     }
-    for (keyword, value) in schema {
-        let keyword = keyword.as_str();
-        if SCHEMA_MAP.contains(&keyword) {
-            for (key, sub) in value.as_object().into_iter().flatten() {
-                let sub_path = path
-                    .as_ref()
-                    .filter(|_| keyword == "properties")
-                    .map(|p| [p.as_slice(), std::slice::from_ref(key)].concat());
-                visit(sub, sub_path, found)?;
-            }
-        }
-        if SCHEMA_LIST.contains(&keyword) {
-            for sub in value.as_array().into_iter().flatten() {
-                visit(sub, None, found)?;
-            }
-        }
-        if ONE_SCHEMA.contains(&keyword) {
-            visit(value, None, found)?;
-        }
+    // Only a chain of `properties` members from the root keeps a path; any other keyword
+    // (an item, a branch of `anyOf`, a definition) loses it.
+    for (keyword, place, sub) in json::subschemas(schema) {
+        let sub_path = match place {
+            SchemaPlace::Member(name) if keyword == "properties" => path
+                .as_ref()
+                .map(|p| [p.as_slice(), &[name.to_owned()]].concat()),
+            _ => None,
+        };
+        visit(sub, sub_path, found)?;
     }
     Ok(())
 }
