@@ -56,6 +56,28 @@ pub struct AuditRecord<'a> {
     pub redactions: Option<u64>,
 }
 
+impl<'a> AuditRecord<'a> {
+    /// A record of `decision` on `method` that says nothing else yet: the fields a record
+    /// has are set on it (`AuditRecord { tool: Some(..), ..AuditRecord::of(..) }`).
+    pub fn of(method: &'a str, decision: AuditDecision) -> Self {
+        Self {
+            agent: None,
+            session: None,
+            method,
+            tool: None,
+            decision,
+            rule: None,
+            reason: None,
+            upstream_status: None,
+            latency: None,
+            approval: None,
+            reviewer: None,
+            arguments: None,
+            redactions: None,
+        }
+    }
+}
+
 /// What became of a message or an approval, as the record's `decision` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditDecision {
@@ -362,17 +384,12 @@ mod tests {
         AuditRecord {
             agent: Some("bot"),
             session: Some("s1"),
-            method: "tools/call",
             tool: Some("get_price"),
-            decision: AuditDecision::Allow,
             rule: Some("tools.get_price"),
-            reason: None,
             upstream_status: Some(200),
             latency: Some(Duration::from_micros(1500)),
-            approval: None,
-            reviewer: None,
             arguments,
-            redactions: None,
+            ..AuditRecord::of("tools/call", AuditDecision::Allow)
         }
     }
 

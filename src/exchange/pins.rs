@@ -28,17 +28,10 @@ pub(super) fn check(
         gateway.record(&AuditRecord {
             agent: session.and_then(|s| s.agent.as_deref()),
             session: session.map(|s| &*s.id),
-            method: method::TOOLS_LIST,
             tool: Some(&tool),
-            decision: AuditDecision::PinMismatch,
             rule: Some("pins"),
             reason: Some(&reason),
-            upstream_status: None,
-            latency: None,
-            approval: None,
-            reviewer: None,
-            arguments: None,
-            redactions: None,
+            ..AuditRecord::of(method::TOOLS_LIST, AuditDecision::PinMismatch)
         });
     }
     let enforce = policy.pin_mode() == PinMode::Enforce;

@@ -77,17 +77,11 @@ impl Audit {
         self.gateway.record(&AuditRecord {
             agent: self.session.agent.as_deref(),
             session: Some(&self.session.id),
-            method: method::TOOLS_CALL,
             tool: Some(&self.tool),
-            decision: AuditDecision::Redacted,
             rule: Some("results"),
             reason: Some(&reason),
-            upstream_status: None,
-            latency: None,
-            approval: None,
-            reviewer: None,
-            arguments: None,
             redactions: Some(applied.redactions),
+            ..AuditRecord::of(method::TOOLS_CALL, AuditDecision::Redacted)
         });
     }
 }

@@ -277,17 +277,8 @@ impl Gateway {
         self.record(&AuditRecord {
             agent,
             session,
-            method: http_method,
-            tool: None,
-            decision,
-            rule: None,
             reason: Some(&reason),
-            upstream_status: None,
-            latency: None,
-            approval: None,
-            reviewer: None,
-            arguments: None,
-            redactions: None,
+            ..AuditRecord::of(http_method, decision)
         });
     }
 
@@ -303,17 +294,13 @@ impl Gateway {
         self.record(&AuditRecord {
             agent: approval.agent.as_deref(),
             session: Some(&approval.session),
-            method: method::TOOLS_CALL,
             tool: Some(&approval.tool),
-            decision,
             rule: Some(&approval.rule),
             reason: approval.decision_reason.as_deref(),
-            upstream_status: None,
-            latency: None,
             approval: Some(&approval.id),
             reviewer: approval.decided_by.as_deref(),
             arguments: Some(&approval.arguments),
-            redactions: None,
+            ..AuditRecord::of(method::TOOLS_CALL, decision)
         });
     }
 

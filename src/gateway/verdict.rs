@@ -343,17 +343,11 @@ impl Gateway {
         AuditRecord {
             agent: session.agent.as_deref(),
             session: Some(&session.id),
-            method: message.method().unwrap_or("response"),
             tool: message.tool_name(),
-            decision,
             rule,
             reason,
-            upstream_status: None,
-            latency: None,
-            approval: None,
-            reviewer: None,
             arguments: message.tool_arguments(),
-            redactions: None,
+            ..AuditRecord::of(message.method().unwrap_or("response"), decision)
         }
     }
 }
