@@ -353,6 +353,38 @@ pub struct BridgedSessions {
 }
 
 impl BridgedSessions {
+    /// The caller's session with the upstream's description, while it is open and of the kind
+    /// the upstream now needs (a session of its own for a 2026-07-28 upstream, or not).
+    pub fn of(
+        &self,
+        sessions: &SessionStore,
+        caller: &BridgeCaller,
+        modern_upstream: bool,
+    ) -> Option<(Arc<Session>, Value)> {
+        let known = self.by_caller.get(caller).map(|b| b.clone())?;
+        let session = sessions.get(&known.session)?;
+        (session.modern_upstream == modern_upstream).then_some((session, known.server))
+    }
+
+    /// Opens the caller's session and keeps it for the caller's next requests, with `server`
+    /// (what `server/discover` answers with).
+    pub fn open(
+        &self,
+        sessions: &SessionStore,
+        caller: BridgeCaller,
+        upstream_id: Option<HeaderValue>,
+        opening: Opening,
+        server: Value,
+    ) -> Result<Arc<Session>, SessionsFull> {
+        let session = sessions.open(upstream_id, caller.0.clone(), false, opening)?;
+        let bridged = BridgedSession {
+            session: session.id.clone(),
+            server,
+        };
+        self.by_caller.insert(caller, bridged);
+        Ok(session)
+    }
+
     /// An id for a request sent in a bridged session, unique among this process's: its
     /// callers' own ids may clash (`exchange/bridge.rs`).
     pub fn request_id(&self) -> serde_json::Value {

@@ -24,7 +24,7 @@ use super::{held, listen, param_headers, per_request, rounds, ExchangeError, Mes
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Envelope};
 use crate::protocol::{method, parse_body, version, Body, Message};
-use crate::session::{BridgeCaller, BridgedSession, Opening, Session};
+use crate::session::{BridgeCaller, Opening, Session};
 use crate::upstream::{await_answer, Placement, Reply, Revision, UpstreamError};
 
 /// One 2026-07-28 request from `agent`, whose envelope the edge has checked, judged by the
@@ -145,13 +145,8 @@ async fn bridged_session(
     caller: BridgeCaller,
     address: Option<IpAddr>,
 ) -> Result<(Arc<Session>, Value), ExchangeError> {
-    let known = gateway.bridge.by_caller.get(&caller).map(|b| b.clone());
-    if let Some(bridged) = known {
-        if let Some(session) = gateway.sessions.get(&bridged.session) {
-            if !session.modern_upstream {
-                return Ok((session, bridged.server));
-            }
-        }
+    if let Some(known) = gateway.bridge.of(&gateway.sessions, &caller, false) {
+        return Ok(known);
     }
     let max_sessions = gateway.config.limits.max_sessions;
     if gateway.sessions.len() >= max_sessions {
@@ -195,17 +190,18 @@ async fn bridged_session(
         scopes: caller.2.clone(),
     };
     let session = gateway
-        .sessions
-        .open(upstream_id, caller.0.clone(), false, opening)
+        .bridge
+        .open(
+            &gateway.sessions,
+            caller,
+            upstream_id,
+            opening,
+            server.clone(),
+        )
         .map_err(|full| ExchangeError::TooManySessions(full.0))?;
     if let Ok(Body::Single(message)) = parse_body(init.to_string().as_bytes()) {
         gateway.record_lifecycle(&session, &message);
     }
-    let bridged = BridgedSession {
-        session: session.id.clone(),
-        server: server.clone(),
-    };
-    gateway.bridge.by_caller.insert(caller, bridged);
     Ok((session, server))
 }
 

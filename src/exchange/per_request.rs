@@ -18,7 +18,7 @@ use super::{asked, ExchangeError, Opened, Outcome};
 use crate::gateway::Gateway;
 use crate::protocol::modern::{self, Routing};
 use crate::protocol::{version, Kind, Message};
-use crate::session::{BridgeCaller, BridgedSession, Opening, Session};
+use crate::session::{BridgeCaller, Opening, Session};
 use crate::upstream::{Placement, Reply, UpstreamError};
 
 /// Sends `message` of a session whose upstream speaks 2026-07-28.
@@ -100,15 +100,8 @@ pub(super) fn caller_session(
     address: Option<IpAddr>,
     discovered: &Value,
 ) -> Result<Arc<Session>, ExchangeError> {
-    let known = gateway
-        .bridge
-        .by_caller
-        .get(&caller)
-        .map(|b| b.session.clone());
-    if let Some(session) = known.and_then(|id| gateway.sessions.get(&id)) {
-        if session.modern_upstream {
-            return Ok(session);
-        }
+    if let Some((session, _)) = gateway.bridge.of(&gateway.sessions, &caller, true) {
+        return Ok(session);
     }
     let opening = Opening {
         version: modern::VERSION,
@@ -116,16 +109,10 @@ pub(super) fn caller_session(
         modern_upstream: true,
         scopes: caller.2.clone(),
     };
-    let session = gateway
-        .sessions
-        .open(None, caller.0.clone(), false, opening)
-        .map_err(|full| ExchangeError::TooManySessions(full.0))?;
-    let bridged = BridgedSession {
-        session: session.id.clone(),
-        server: discovered.clone(),
-    };
-    gateway.bridge.by_caller.insert(caller, bridged);
-    Ok(session)
+    gateway
+        .bridge
+        .open(&gateway.sessions, caller, None, opening, discovered.clone())
+        .map_err(|full| ExchangeError::TooManySessions(full.0))
 }
 
 /// `server/discover` in front of a 2026-07-28 upstream: its own answer, with every revision
