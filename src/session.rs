@@ -12,7 +12,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderValue;
@@ -412,34 +412,44 @@ pub struct BridgedSession {
 /// Policy changes that altered what a session may see. Every stream of the session open at the
 /// time hears each (a GET stream and `subscriptions/listen` streams alike); a change made while
 /// none was open is told to the next one that opens.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ToolsChanged {
-    changes: watch::Sender<u64>,
+    /// How many changes were announced.
+    count: AtomicU64,
+    /// Made when the session's first stream opens: a watch channel is about 400 bytes, and
+    /// most sessions never open a stream (100,000 sessions must fit in 500 MB).
+    changes: OnceLock<watch::Sender<u64>>,
     /// The latest change some stream has told its client.
     told: AtomicU64,
 }
 
-impl Default for ToolsChanged {
-    fn default() -> Self {
-        Self {
-            changes: watch::Sender::new(0),
-            told: AtomicU64::new(0),
-        }
-    }
-}
-
 impl ToolsChanged {
     pub fn announce(&self) {
-        self.changes.send_modify(|count| *count += 1);
+        let count = self.count.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(changes) = self.changes.get() {
+            changes.send_modify(|latest| *latest = (*latest).max(count));
+        }
     }
 
     /// For a stream opening now: changes from now on, and the last one if no stream told it.
     pub fn listen(&self) -> watch::Receiver<u64> {
-        let mut changes = self.changes.subscribe();
-        if *changes.borrow() > self.told.load(Ordering::Acquire) {
-            changes.mark_changed();
+        let changes = self
+            .changes
+            .get_or_init(|| watch::Sender::new(self.count.load(Ordering::Acquire)));
+        let mut listening = changes.subscribe();
+        // A change announced before the channel existed, or between its making and this
+        // subscription, is marked here: the count is ahead of what any stream told.
+        let count = self.count.load(Ordering::Acquire);
+        if count > self.told.load(Ordering::Acquire) {
+            // Streams already listening hear it too only if it is news to the channel.
+            changes.send_if_modified(|latest| {
+                let behind = *latest < count;
+                *latest = (*latest).max(count);
+                behind
+            });
+            listening.mark_changed();
         }
-        changes
+        listening
     }
 
     /// A stream told its client of change `count`.
@@ -451,6 +461,25 @@ impl ToolsChanged {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_reaches_every_stream_and_one_made_before_any_reaches_the_next() {
+        let changed = ToolsChanged::default();
+        changed.announce();
+        assert!(
+            changed.changes.get().is_none(),
+            "no channel before a stream"
+        );
+        let mut first = changed.listen();
+        assert!(first.has_changed().unwrap(), "the change made before it");
+        changed.told(*first.borrow_and_update());
+        let mut second = changed.listen();
+        assert!(!second.has_changed().unwrap(), "told already");
+        changed.announce();
+        assert!(first.has_changed().unwrap() && second.has_changed().unwrap());
+        assert_eq!(*first.borrow_and_update(), 2);
+        assert_eq!(*second.borrow_and_update(), 2);
+    }
 
     #[test]
     fn a_resumed_answer_is_taken_once_and_only_the_newest_are_remembered() {

@@ -17,12 +17,7 @@ use serde_json::{json, Value};
 async fn server_discover_is_answered_from_the_upstreams_initialize() {
     let harness = start(ALLOW_ALL).await;
     let client = harness.client();
-    let answer = client
-        .post_raw(
-            modern_headers(&client, "server/discover", None),
-            request(1, "server/discover", json!({})),
-        )
-        .await;
+    let answer = send(&client, 1, "server/discover", json!({})).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let result = &answer.body["result"];
     // Handshake-era only in front of a 2025-xx upstream (`exchange/bridge.rs` says why).
@@ -51,27 +46,19 @@ async fn server_discover_is_answered_from_the_upstreams_initialize() {
 async fn results_carry_their_type_and_lists_their_caching() {
     let harness = start(ALLOW_ALL).await;
     let client = harness.client();
-    let list = client
-        .post_raw(
-            modern_headers(&client, "tools/list", None),
-            request(1, "tools/list", json!({})),
-        )
-        .await;
+    let list = send(&client, 1, "tools/list", json!({})).await;
     assert_eq!(list.status, 200, "{}", list.text);
     assert_eq!(list.body["result"]["resultType"], "complete");
     assert_eq!(list.body["result"]["ttlMs"], 0);
     assert_eq!(list.body["result"]["cacheScope"], "private");
     assert!(list.body["result"]["tools"].as_array().unwrap().len() > 1);
-    let call = client
-        .post_raw(
-            modern_headers(&client, "tools/call", Some("get_price")),
-            request(
-                2,
-                "tools/call",
-                json!({"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}),
-            ),
-        )
-        .await;
+    let call = send(
+        &client,
+        2,
+        "tools/call",
+        json!({"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}),
+    )
+    .await;
     let call = sse_or_json(&call);
     assert_eq!(call["id"], 2);
     assert_eq!(call["result"]["resultType"], "complete");
@@ -162,12 +149,7 @@ async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_b
         .await;
     let call = sse_or_json(&call);
     assert_eq!(call["result"]["content"][0]["text"], "get_price", "{call}");
-    let list = client
-        .post_raw(
-            modern_headers(&client, "tools/list", None),
-            request(8, "tools/list", json!({})),
-        )
-        .await;
+    let list = send(&client, 8, "tools/list", json!({})).await;
     assert_eq!(
         list.body["result"]["tools"][0]["name"], "get_price",
         "{}",
@@ -530,12 +512,7 @@ async fn every_listen_stream_of_a_caller_carries_the_gateways_own_list_changed()
     .await;
     let client = harness.client();
     // The gateway tells a caller of changes to what it was listed.
-    let list = client
-        .post_raw(
-            modern_headers(&client, "tools/list", None),
-            request(1, "tools/list", json!({})),
-        )
-        .await;
+    let list = send(&client, 1, "tools/list", json!({})).await;
     assert!(list.text.contains("get_price"), "{}", list.text);
     // Two streams of one caller (one bridged session): each hears the change.
     let mut streams = Vec::new();

@@ -24,6 +24,18 @@ pub fn modern_headers(client: &Client, method: &str, name: Option<&str>) -> Head
     headers
 }
 
+/// `method` with `params` sent as a 2026-07-28 client sends it: the envelope in `_meta`, the
+/// routing headers agreeing with the body (`Mcp-Name` from `params.name` or `params.uri`).
+pub async fn send(client: &Client, id: i64, method: &str, params: Value) -> Answer {
+    let name = params
+        .get("name")
+        .or_else(|| params.get("uri"))
+        .and_then(Value::as_str)
+        .filter(|_| matches!(method, "tools/call" | "prompts/get" | "resources/read"));
+    let headers = modern_headers(client, method, name);
+    client.post_raw(headers, request(id, method, params)).await
+}
+
 /// A request of a client that declares no capabilities.
 pub fn request(id: i64, method: &str, params: Value) -> String {
     request_declaring(id, method, params, json!({}))
