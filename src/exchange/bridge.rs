@@ -361,8 +361,12 @@ fn with_client_id(outcome: Outcome, own: &Value, client: Option<&Value>) -> Outc
     let client = client.cloned().unwrap_or(Value::Null);
     let own_text = own.as_str().unwrap_or_default().to_owned();
     let own = own.clone();
+    // Only a response is renamed: an upstream's request that borrowed the gateway's id keeps it.
     let renamed = move |text: &[u8]| -> Option<Value> {
         let mut answer = serde_json::from_slice::<Value>(text).ok()?;
+        if answer.get("method").is_some() {
+            return None;
+        }
         let id = answer.get_mut("id").filter(|id| **id == own)?;
         *id = client.clone();
         Some(answer)
