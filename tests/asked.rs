@@ -52,11 +52,7 @@ async fn start_asking() -> (Harness, Received) {
     let tools = json!([{"name": "ask", "inputSchema": {"type": "object"}},
         {"name": "sample", "inputSchema": {"type": "object"}}]);
     let (url, received) = modern_upstream_calling(tools, ask).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     (harness, received)
 }
 

@@ -124,11 +124,7 @@ async fn a_request_without_its_envelope_is_invalid_params() {
 #[tokio::test]
 async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_body() {
     let (url, received) = modern_upstream(price_tool()).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let client = harness.client();
     let mut headers = modern_headers(&client, "tools/call", None);
     // base64 of "get_price": the same name to the edge's check, not what the gateway writes.
@@ -200,11 +196,7 @@ async fn a_2026_07_28_upstream_gets_routing_headers_written_from_the_forwarded_b
 #[tokio::test]
 async fn a_mismatch_in_front_of_a_2026_07_28_upstream_reaches_nothing() {
     let (url, received) = modern_upstream(price_tool()).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let client = harness.client();
     let call = request(
         1,
@@ -233,11 +225,7 @@ async fn a_mismatch_in_front_of_a_2026_07_28_upstream_reaches_nothing() {
 #[tokio::test]
 async fn a_2026_07_28_only_upstream_is_ready() {
     let (url, received) = modern_upstream(price_tool()).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let ready = reqwest::get(format!("{}/readyz", harness.base))
         .await
         .unwrap();
@@ -257,11 +245,7 @@ async fn a_2026_07_28_only_upstream_is_ready() {
 #[tokio::test]
 async fn a_handshake_client_is_served_by_a_2026_07_28_only_upstream() {
     let (url, received) = modern_upstream(price_tool()).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let mut client = harness.client();
     let opened = client.initialize().await;
     assert_eq!(opened["result"]["protocolVersion"], VERSION, "{opened}");

@@ -319,11 +319,7 @@ async fn a_retry_the_policy_now_denies_is_refused_and_the_upstream_call_cancelle
 #[tokio::test]
 async fn a_client_that_cannot_elicit_is_not_asked() {
     let (url, mut seen) = asking_upstream().await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let answer = ask_name(&harness.client(), 1, &json!({}), json!({}), None).await;
     assert_eq!(
         answer["result"]["content"][0]["text"], "no name",

@@ -191,11 +191,7 @@ async fn metrics_are_not_served_beside_mcp() {
 async fn an_upstream_url_without_its_mcp_path_is_not_ready_and_initialize_says_why() {
     let (_simulator, simulator_url) = start_simulator(Default::default()).await;
     let without_path = simulator_url.trim_end_matches("/mcp").to_owned();
-    let harness = start_with(Setup {
-        upstream: Some(without_path),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(without_path).await;
     let ready = reqwest::get(format!("{}/readyz", harness.base))
         .await
         .unwrap();
@@ -222,11 +218,7 @@ async fn an_http_server_that_is_not_mcp_is_not_ready() {
         Some(upstream::result(&message, json!({"hello": "world"})))
     })
     .await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let ready = reqwest::get(format!("{}/readyz", harness.base))
         .await
         .unwrap();

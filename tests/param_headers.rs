@@ -37,11 +37,7 @@ async fn call(client: &Client, arguments: Value, symbol_header: Option<&str>) ->
 #[tokio::test]
 async fn param_headers_are_checked_against_the_arguments_and_written_from_them() {
     let (url, received) = modern_upstream(annotated_price()).await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let client = harness.client();
 
     let agreeing = call(&client, json!({"symbol": "BTCUSDT"}), Some("BTCUSDT")).await;

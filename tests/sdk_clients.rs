@@ -166,11 +166,7 @@ async fn typescript_sdk_progress_and_elicitation_round_trip_through_the_gateway(
 #[tokio::test]
 async fn typescript_sdk_resumes_a_call_whose_stream_the_upstream_closed_after_priming() {
     let (_server, url) = common::node::start_fixture_server("conformance_server.mjs").await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     for (target, url) in [
         ("directly", &harness.upstream_url),
         ("through the gateway", &harness.url),
@@ -202,11 +198,7 @@ async fn typescript_sdk_resumes_a_call_whose_stream_the_upstream_closed_after_pr
 async fn get_relays_the_upstream_stream_and_adds_list_changed_when_the_policy_changes_the_view() {
     use futures::StreamExt;
     let (_server, url) = start_everything().await;
-    let harness = start_with(Setup {
-        upstream: Some(url),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url).await;
     let mut client = harness.client().initialized().await;
     assert!(client.tool_names().await.contains(&"echo".to_string()));
     let stream = client

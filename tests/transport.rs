@@ -293,11 +293,7 @@ async fn an_upstream_that_refuses_connections_gets_a_clear_502() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/mcp", closed.local_addr().unwrap());
     drop(closed);
-    let harness = start_with(Setup {
-        upstream: Some(url.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let harness = start_before(url.clone()).await;
     let mut client = harness.client();
     let answer = client.request("initialize", json!({"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}})).await;
     answer.assert_error(502, -32000, &url);

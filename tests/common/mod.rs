@@ -125,6 +125,15 @@ pub async fn start(policy: &str) -> Harness {
     .await
 }
 
+/// A gateway that allows everything, in front of the upstream at `url`.
+pub async fn start_before(url: String) -> Harness {
+    start_with(Setup {
+        upstream: Some(url),
+        ..Setup::default()
+    })
+    .await
+}
+
 pub async fn start_with(setup: Setup) -> Harness {
     let (simulator, simulator_url) = start_simulator(setup.simulator).await;
     let upstream_url = setup.upstream.unwrap_or(simulator_url);
