@@ -8,10 +8,13 @@ mod common;
 
 use common::modern::*;
 use common::*;
+use mcpgate::config::Limits;
 use serde_json::{json, Value};
+use std::time::Duration;
 
-/// `ask` asks for a name (two rounds when asked for `twice`) and greets it; `sample` asks for
-/// sampling, which a handshake-era client is not asked for here.
+/// `ask` asks for a name (two rounds when asked for `twice`) and greets it; `forever` asks
+/// again whatever it is told; `sample` asks for sampling, which a handshake-era client is not
+/// asked for here.
 fn ask(call: &Value) -> Value {
     let params = &call["params"];
     let state = params["requestState"].as_str().unwrap_or_default();
@@ -22,6 +25,7 @@ fn ask(call: &Value) -> Value {
                 "requestedSchema": {"type": "object", "properties": {"name": {"type": "string"}}}}}}})
     };
     match (params["name"].as_str(), state) {
+        (Some("forever"), _) => question("again"),
         (Some("sample"), _) => json!({"resultType": "input_required", "requestState": "s",
             "inputRequests": {"text": {"method": "sampling/createMessage", "params": {}}}}),
         (_, "") => question("first"),
@@ -49,10 +53,20 @@ async fn asked_client(harness: &Harness) -> Client {
 }
 
 async fn start_asking() -> (Harness, Received) {
+    start_asking_with(Limits::default()).await
+}
+
+async fn start_asking_with(limits: Limits) -> (Harness, Received) {
     let tools = json!([{"name": "ask", "inputSchema": {"type": "object"}},
+        {"name": "forever", "inputSchema": {"type": "object"}},
         {"name": "sample", "inputSchema": {"type": "object"}}]);
     let (url, received) = modern_upstream_calling(tools, ask).await;
-    let harness = start_before(url).await;
+    let harness = start_with(Setup {
+        upstream: Some(url),
+        limits,
+        ..Setup::default()
+    })
+    .await;
     (harness, received)
 }
 
@@ -201,4 +215,66 @@ async fn a_client_without_elicitation_is_not_asked() {
         first["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
         json!({})
     );
+}
+
+/// A question nobody answers in `--input-round-secs` ends the call with an error saying so, and
+/// the call is not repeated.
+#[tokio::test]
+async fn a_question_not_answered_in_time_ends_the_call() {
+    let (harness, received) = start_asking_with(Limits {
+        input_round_timeout: Duration::ZERO,
+        ..Limits::default()
+    })
+    .await;
+    let client = asked_client(&harness).await;
+    let (mut stream, question) = call(&client, 8, "ask", json!({})).await;
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    let answer = stream.next_message().await.unwrap();
+    assert_eq!(answer["id"], 8, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--input-round-secs"),
+        "{answer}"
+    );
+    let late = client.post(&named(&question, "Ada")).await;
+    late.assert_error(400, -32600, "not a question this session was asked");
+    let asks = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, m)| m["params"]["name"] == "ask")
+        .count();
+    assert_eq!(asks, 1);
+}
+
+/// An upstream that asks without end is cut off after eight rounds.
+#[tokio::test]
+async fn an_upstream_that_asks_without_end_is_cut_off() {
+    let (harness, received) = start_asking().await;
+    let client = asked_client(&harness).await;
+    let (mut stream, mut message) = call(&client, 9, "forever", json!({})).await;
+    let mut asked = 0;
+    while message["method"] == "elicitation/create" {
+        asked += 1;
+        assert_eq!(client.post(&named(&message, "Ada")).await.status, 202);
+        message = stream.next_message().await.unwrap();
+    }
+    assert_eq!(asked, 8, "{message}");
+    assert_eq!(message["id"], 9, "{message}");
+    assert!(
+        message["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 8 times"),
+        "{message}"
+    );
+    let calls = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, m)| m["params"]["name"] == "forever")
+        .count();
+    assert_eq!(calls, 9, "the first call and eight repeats");
 }
