@@ -9,12 +9,17 @@
 //! a file system that blocks stalls the writer thread, not the event loops. (Measured in
 //! bench/README.md: a synchronous `write` per record on an ext4 disk cost more CPU than the rest
 //! of the gateway and about four context switches a call.)
+//!
+//! The writer wakes one task per event loop for each group, the loop's [`Relay`], which wakes the
+//! loop's waiting answers: a task woken from another thread costs its loop a system call (tokio
+//! writes the loop's `eventfd` for every such wake), one woken from its own loop costs none.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -102,7 +107,10 @@ struct Queue {
     /// the lock: an answer with nothing left to wait for costs two loads.
     appended: AtomicU64,
     written: AtomicU64,
+    /// The relays wait here for groups written.
     on_written: Notify,
+    /// The writer has stopped: relays end.
+    stopped: AtomicBool,
 }
 
 #[derive(Default)]
@@ -132,6 +140,7 @@ impl GroupWriter {
             appended: AtomicU64::new(0),
             written: AtomicU64::new(0),
             on_written: Notify::new(),
+            stopped: AtomicBool::new(false),
         });
         let thread = std::thread::Builder::new()
             .name("mcpgate-audit".into())
@@ -191,6 +200,8 @@ impl Drop for GroupWriter {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.queue.stopped.store(true, Ordering::Release);
+        self.queue.on_written.notify_waiters();
     }
 }
 
@@ -214,23 +225,103 @@ impl AuditBarrier {
             // yielded task after the others and the I/O driver): they join this group.
             tokio::task::yield_now().await;
             wake_writer(&queue, &mut lock(&queue.pending));
-            queue.written_through(target).await
+            match Relay::of_this_loop(&queue) {
+                Some(relay) => written_through(&queue, &relay.answers, target).await,
+                None => written_through(&queue, &queue.on_written, target).await,
+            }
         })
     }
 }
 
-impl Queue {
-    async fn written_through(&self, target: u64) {
+/// Resolves once the writer has passed record `target`; `written` is notified when it may have.
+async fn written_through(queue: &Queue, written: &Notify, target: u64) {
+    loop {
+        let notified = written.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a group written between the two still wakes us.
+        notified.as_mut().enable();
+        if queue.written.load(Ordering::Acquire) >= target {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// The task of one event loop that the writer wakes for each group written; it wakes the
+/// answers of its loop that wait. With tokio's loop per worker thread (`server.rs`), that is one
+/// cross-thread wake per group and loop instead of one per answer.
+struct Relay {
+    answers: Notify,
+    /// Cleared when the relay's task is dropped (its runtime shut down): the next answer on this
+    /// thread starts another.
+    running: AtomicBool,
+}
+
+thread_local! {
+    /// This thread's relays, one per audit queue.
+    static RELAYS: RefCell<Vec<(Weak<Queue>, Arc<Relay>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Relay {
+    /// The relay of the event loop on this thread for `queue`, started if there is none; `None`
+    /// outside a tokio runtime.
+    fn of_this_loop(queue: &Arc<Queue>) -> Option<Arc<Relay>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        RELAYS.with_borrow_mut(|relays| {
+            relays.retain(|(queue, relay)| {
+                queue.strong_count() > 0 && relay.running.load(Ordering::Acquire)
+            });
+            if let Some((_, relay)) = relays
+                .iter()
+                .find(|(known, _)| std::ptr::eq(known.as_ptr(), Arc::as_ptr(queue)))
+            {
+                return Some(relay.clone());
+            }
+            let relay = Arc::new(Relay {
+                answers: Notify::new(),
+                running: AtomicBool::new(true),
+            });
+            // Read before any answer waits on the relay: a group written from here on, even
+            // before the task first runs, is one it passes on.
+            let seen = queue.written.load(Ordering::Acquire);
+            runtime.spawn(Relay::run(Running(relay.clone()), queue.clone(), seen));
+            relays.push((Arc::downgrade(queue), relay.clone()));
+            Some(relay)
+        })
+    }
+
+    /// Takes `running` as an argument, not a local: a task dropped before its first poll drops its
+    /// arguments too, and the relay is marked stopped all the same.
+    async fn run(running: Running, queue: Arc<Queue>, mut seen: u64) {
+        let relay = &running.0;
         loop {
-            let notified = self.on_written.notified();
+            let notified = queue.on_written.notified();
             tokio::pin!(notified);
-            // Registered before the check, so a group written between the two still wakes us.
+            // Registered before the check: a group written after it wakes this task, one written
+            // before it is seen by the check.
             notified.as_mut().enable();
-            if self.written.load(Ordering::Acquire) >= target {
+            let written = queue.written.load(Ordering::Acquire);
+            if written != seen {
+                seen = written;
+                relay.answers.notify_waiters();
+                continue;
+            }
+            if queue.stopped.load(Ordering::Acquire) {
+                relay.answers.notify_waiters();
                 return;
             }
             notified.await;
         }
+    }
+}
+
+/// A relay's hold on its task: marks the relay stopped when the task ends or is dropped with its
+/// runtime.
+struct Running(Arc<Relay>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Release);
     }
 }
 
@@ -370,5 +461,45 @@ fn write(sink: &mut Sink, group: &[u8]) {
 fn flush(sink: &Sink) {
     if let Err(err) = sink.sync() {
         tracing::error!(error = %err, "could not flush the audit log to disk");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer waits on its event loop's relay; when that loop's runtime has shut down, the
+    /// next runtime on the same thread starts its own, and its answers are still released.
+    #[test]
+    fn answers_on_a_runtime_that_replaced_a_stopped_one_are_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let writer =
+            GroupWriter::start(Sink::File(File::create(&path).unwrap()), Fsync::Never).unwrap();
+        for round in 0..3 {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let released = runtime.block_on(answering(async {
+                writer.append(format!("{{\"round\":{round}}}\n").as_bytes());
+                let written = writer.barrier().pending();
+                // A guard against a hang, not a measurement: the record is written at once.
+                tokio::time::timeout(Duration::from_secs(30), async {
+                    if let Some(written) = written {
+                        written.await;
+                    }
+                })
+                .await
+            }));
+            assert!(
+                released.is_ok(),
+                "round {round}: the answer was never released"
+            );
+            drop(runtime);
+        }
+        drop(writer);
+        let lines = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(lines, "{\"round\":0}\n{\"round\":1}\n{\"round\":2}\n");
     }
 }
