@@ -98,10 +98,11 @@ pub fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     Ok(value)
 }
 
-/// Checks `bytes` exactly as [`parse`] does (same errors, found in the same order) without
+/// Checks `text` exactly as [`parse`] does (same errors, found in the same order) without
 /// building a value: for a message of which only a few fields are read, the rest is kept as text.
-pub fn check(bytes: &[u8]) -> Result<(), StrictJsonError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+/// Text, not bytes: it is UTF-8 already, and its strings are not checked for that again.
+pub fn check_text(text: &str) -> Result<(), StrictJsonError> {
+    let mut de = serde_json::Deserializer::from_str(text);
     StrictCheck.deserialize(&mut de).map_err(classify)?;
     de.end().map_err(classify)
 }
@@ -393,12 +394,12 @@ mod tests {
             &many_keys_twice,
         ] {
             let parsed = parse(text.as_bytes()).map(drop);
-            let checked = check(text.as_bytes());
+            let checked = check_text(text);
             assert_eq!(format!("{checked:?}"), format!("{parsed:?}"), "{text}");
         }
         let invalid_utf8 = b"{\"a\":\"\xff\"}";
         assert!(matches!(
-            check(invalid_utf8),
+            parse(invalid_utf8),
             Err(StrictJsonError::Syntax(_))
         ));
     }
@@ -417,10 +418,7 @@ mod tests {
                 other => panic!("{text}: expected a duplicate-key error, got {other:?}"),
             }
             assert!(
-                matches!(
-                    check(text.as_bytes()),
-                    Err(StrictJsonError::DuplicateKey(_))
-                ),
+                matches!(check_text(text), Err(StrictJsonError::DuplicateKey(_))),
                 "{text}"
             );
         }
@@ -432,7 +430,7 @@ mod tests {
                 .join(",")
         );
         assert!(matches!(
-            check(many.as_bytes()),
+            check_text(&many),
             Err(StrictJsonError::DuplicateKey(_))
         ));
         assert!(parse(br#"{"name":1,"names":2,"nam":3}"#).is_ok());

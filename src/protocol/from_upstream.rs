@@ -18,12 +18,12 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::message::{member, Kind, Message, MessageError};
-use super::read::{check_members, classify, not_an_object, read, Top, TopSeed};
+use super::read::{check_members, classify, not_an_object, read, utf8, Top, TopSeed};
 use crate::json;
 
 /// Reads one message the upstream sent, or says why it is not relayed.
 pub fn read_message(bytes: &[u8]) -> Result<Message, MessageError> {
-    let fields = match read(bytes, TopSeed)? {
+    let fields = match read(utf8(bytes)?, TopSeed)? {
         Top::Object(fields) => fields,
         Top::Array(_) => {
             return Err(MessageError::Invalid(

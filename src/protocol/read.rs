@@ -17,7 +17,7 @@ use crate::json::{self, StrictJsonError};
 
 /// Parses a POST body: strict JSON, then the JSON-RPC 2.0 envelope of each message.
 pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
-    match read(bytes, TopSeed)? {
+    match read(utf8(bytes)?, TopSeed)? {
         Top::Array(items) if items.is_empty() => Err(MessageError::Invalid(
             "an empty batch is not a request".into(),
         )),
@@ -25,7 +25,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
         // anywhere is refused for that, whatever else is wrong with it.
         Top::Array(items) => items
             .iter()
-            .map(|item| match read(item.get().as_bytes(), TopSeed)? {
+            .map(|item| match read(item.get(), TopSeed)? {
                 Top::Object(fields) => check_members(fields),
                 _ => Err(not_an_object()),
             })
@@ -39,11 +39,22 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
     }
 }
 
+/// JSON text is UTF-8 (RFC 8259), checked once for the whole text: what is read from it then,
+/// strings and members kept as text, is not checked again piece by piece.
+pub(super) fn utf8(bytes: &[u8]) -> Result<&str, MessageError> {
+    std::str::from_utf8(bytes).map_err(|err| {
+        MessageError::Parse(format!(
+            "JSON text must be UTF-8: invalid byte at offset {}",
+            err.valid_up_to()
+        ))
+    })
+}
+
 pub(super) fn read<'de, S: DeserializeSeed<'de>>(
-    bytes: &'de [u8],
+    text: &'de str,
     seed: S,
 ) -> Result<S::Value, MessageError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut de = serde_json::Deserializer::from_str(text);
     let value = seed.deserialize(&mut de).map_err(json::classify);
     value
         .and_then(|value| de.end().map(|()| value).map_err(json::classify))
@@ -53,7 +64,7 @@ pub(super) fn read<'de, S: DeserializeSeed<'de>>(
 /// Text kept as it came is checked as strictly as what is parsed: serde_json's raw capture
 /// alone lets through what its parser refuses (a lone surrogate) and repeated keys.
 fn check_kept(raw: &RawValue) -> Result<(), MessageError> {
-    json::check(raw.get().as_bytes()).map_err(refusal)
+    json::check_text(raw.get()).map_err(refusal)
 }
 
 fn refusal(err: StrictJsonError) -> MessageError {
@@ -173,7 +184,7 @@ pub(super) fn check_members(fields: Fields) -> Result<Checked, MessageError> {
     let is_tool_call =
         matches!(&fields.method, Some(Value::String(method)) if method == method::TOOLS_CALL);
     let tool_call = match &fields.params {
-        Some(params) if is_tool_call => read(params.get().as_bytes(), ToolCallParams)?,
+        Some(params) if is_tool_call => read(params.get(), ToolCallParams)?,
         Some(params) => {
             check_kept(params)?;
             None
@@ -511,6 +522,28 @@ mod tests {
         match parse_body(text.as_bytes()).unwrap() {
             Body::Batch(items) => assert_eq!(items.len(), 2),
             Body::Single(_) => panic!("expected a batch"),
+        }
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_anywhere_is_a_parse_error() {
+        let bodies: [&[u8]; 3] = [
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\",\"arguments\":{\"s\":\"\xff\"}}}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"_meta\":{\"n\":\"\xc3\"}}}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"text\":\"\xed\xa0\x80\"}]}}",
+        ];
+        for body in bodies {
+            assert!(
+                matches!(parse_body(body), Err(MessageError::Parse(why)) if why.contains("UTF-8")),
+                "{body:?}"
+            );
+            assert!(
+                matches!(
+                    crate::protocol::from_upstream::read_message(body),
+                    Err(MessageError::Parse(why)) if why.contains("UTF-8")
+                ),
+                "{body:?}"
+            );
         }
     }
 
