@@ -70,6 +70,25 @@ async fn start_asking_with(limits: Limits) -> (Harness, Received) {
     (harness, received)
 }
 
+/// The `tools/call` requests the upstream received, in order.
+fn tool_calls(received: &Received) -> Vec<Value> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.clone())
+        .filter(|m| m["method"] == "tools/call")
+        .collect()
+}
+
+/// How many calls of the tool `name` the upstream received.
+fn calls_of(received: &Received, name: &str) -> usize {
+    tool_calls(received)
+        .iter()
+        .filter(|m| m["params"]["name"] == name)
+        .count()
+}
+
 /// Starts a call and reads its stream up to the first message.
 async fn call(client: &Client, id: i64, name: &str, arguments: Value) -> (SseReader, Value) {
     let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -121,13 +140,7 @@ async fn each_round_is_an_elicitation_on_the_calls_stream_and_the_call_is_repeat
     assert_eq!(answer["id"], 5, "{answer}");
     assert_eq!(answer["result"]["content"][0]["text"], "Hello, Grace");
 
-    let calls: Vec<Value> = received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .filter(|m| m["method"] == "tools/call")
-        .collect();
+    let calls = tool_calls(&received);
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert_eq!(
         calls[0]["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
@@ -174,12 +187,7 @@ async fn what_cannot_be_asked_or_is_refused_ends_the_call_with_an_error() {
             .contains("the user closed the dialog"),
         "{answer}"
     );
-    let asks = received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, m)| m["params"]["name"] == "ask")
-        .count();
+    let asks = calls_of(&received, "ask");
     assert_eq!(asks, 1, "a refused question repeats nothing");
 }
 
@@ -204,13 +212,7 @@ async fn a_client_without_elicitation_is_not_asked() {
         messages.last().unwrap()["result"]["resultType"],
         "input_required"
     );
-    let first = received
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, m)| m.clone())
-        .find(|m| m["method"] == "tools/call")
-        .unwrap();
+    let first = tool_calls(&received).remove(0);
     assert_eq!(
         first["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"],
         json!({})
@@ -240,12 +242,7 @@ async fn a_question_not_answered_in_time_ends_the_call() {
     );
     let late = client.post(&named(&question, "Ada")).await;
     late.assert_error(400, -32600, "not a question this session was asked");
-    let asks = received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, m)| m["params"]["name"] == "ask")
-        .count();
+    let asks = calls_of(&received, "ask");
     assert_eq!(asks, 1);
 }
 
@@ -270,11 +267,6 @@ async fn an_upstream_that_asks_without_end_is_cut_off() {
             .contains("more than 8 times"),
         "{message}"
     );
-    let calls = received
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, m)| m["params"]["name"] == "forever")
-        .count();
+    let calls = calls_of(&received, "forever");
     assert_eq!(calls, 9, "the first call and eight repeats");
 }
