@@ -40,7 +40,8 @@ static POLICY: LazyLock<CompiledPolicy> = LazyLock::new(|| {
 
 /// Target `message`: a POST body, as an agent sends it.
 ///
-/// - `json::parse` agrees with `serde_json` except that it refuses duplicate keys;
+/// - `json::parse` agrees with `serde_json` except that it refuses duplicate keys, and
+///   `json::scan::check` with `json::parse` (the same refusals, for the same reasons);
 /// - `parse_body` maps JSON errors the way the transport answers them;
 /// - each classified message is well-formed for its kind, and forwarding it is canonical:
 ///   `to_bytes()` is the value received, and parses back to the same classification, value
@@ -106,6 +107,16 @@ fn strict_json(data: &[u8]) -> Result<Value, StrictJsonError> {
             "json::parse named duplicate key {key:?}, which the document does not have"
         ),
         (Err(_), Err(_)) => {}
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let scanned = json::scan::check(text);
+        match (&strict, &scanned) {
+            (Ok(_), Ok(()))
+            | (Err(StrictJsonError::Syntax(_)), Err(StrictJsonError::Syntax(_))) => {}
+            (Err(StrictJsonError::DuplicateKey(a)), Err(StrictJsonError::DuplicateKey(b)))
+                if a == b => {}
+            _ => panic!("json::scan::check said {scanned:?}, json::parse {strict:?}"),
+        }
     }
     strict
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::tools_list::ToolsFilter;
 use super::{ExchangeError, Messages};
 use crate::gateway::Gateway;
-use crate::protocol::from_upstream::read_message;
+use crate::protocol::from_upstream::{read_message, read_message_text};
 use crate::protocol::{method, Kind, Message, SseEvent};
 use crate::session::Session;
 use crate::upstream::{EventStream, UpstreamError};
@@ -136,8 +136,7 @@ impl Answers {
         if event.text().is_empty() {
             return Ok(Relayed::Message(event)); // a resumption primer (2025-11-25)
         }
-        let mut message =
-            read_message(event.text().as_bytes()).map_err(UpstreamError::Unrelayable)?;
+        let mut message = read_message_text(event.text()).map_err(UpstreamError::Unrelayable)?;
         let is_answer = message.kind == Kind::Response;
         if is_answer {
             match &self.id {

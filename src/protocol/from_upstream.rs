@@ -14,25 +14,29 @@
 //! Which answers may be relayed to whom (only the answer to the request sent) is decided by the
 //! exchange; this module only says what a message is.
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::message::{member, Kind, Message, MessageError};
-use super::read::{check_members, classify, not_an_object, read, utf8, Top, TopSeed};
+use super::message::{member, Kept, Kind, Message, MessageError};
+use super::read::{classify, not_an_object, utf8, whole};
 use crate::json;
+use crate::json::scan::Scan;
 
 /// Reads one message the upstream sent, or says why it is not relayed.
 pub fn read_message(bytes: &[u8]) -> Result<Message, MessageError> {
-    let fields = match read(utf8(bytes)?, TopSeed)? {
-        Top::Object(fields) => fields,
-        Top::Array(_) => {
-            return Err(MessageError::Invalid(
-                "a JSON array: the upstream's messages are read one at a time".into(),
-            ))
-        }
-        Top::Other => return Err(not_an_object()),
-    };
-    let message = classify(check_members(fields)?)?;
+    read_message_text(utf8(bytes)?)
+}
+
+/// [`read_message`] for text already known to be UTF-8 (an SSE event's data).
+pub fn read_message_text(text: &str) -> Result<Message, MessageError> {
+    let mut scan = Scan::new(text);
+    let batch = scan.peek() == Some(b'[');
+    let fields = whole(scan)?;
+    if batch {
+        return Err(MessageError::Invalid(
+            "a JSON array: the upstream's messages are read one at a time".into(),
+        ));
+    }
+    let message = classify(fields.ok_or_else(not_an_object)?)?;
     let answers =
         member(&message.others, "result").is_some() || member(&message.others, "error").is_some();
     if message.method.is_some() && answers {
@@ -101,10 +105,10 @@ impl ToolList {
     pub fn write_into(self, answer: &mut Message) {
         let text = serde_json::to_string(&Value::Object(self.result))
             .expect("a serde_json::Value always serialises");
-        let raw = RawValue::from_string(text).expect("serde_json wrote JSON");
+        let kept = Kept::new(text);
         match answer.others.iter_mut().find(|(key, _)| key == "result") {
-            Some((_, result)) => *result = raw,
-            None => answer.others.push(("result".into(), raw)),
+            Some((_, result)) => *result = kept,
+            None => answer.others.push(("result".into(), kept)),
         }
     }
 

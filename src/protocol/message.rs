@@ -9,8 +9,9 @@
 //! parsed values, the rest is the checked text. No member can mean one thing to the gateway and
 //! another upstream: a duplicate key, the one thing JSON parsers disagree on, is refused anywhere.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::json::scan::Scan;
 
 /// One JSON-RPC message from a client, classified.
 #[derive(Debug)]
@@ -33,10 +34,25 @@ pub(super) enum Params {
         others: Members,
     },
     /// Any other method's: policy reads only the method name.
-    Other(Box<RawValue>),
+    Other(Kept),
 }
 
-pub(super) type Members = Vec<(String, Box<RawValue>)>;
+pub(super) type Members = Vec<(String, Kept)>;
+
+/// A member's JSON text as it came, checked as strictly as what is parsed (`read.rs`), or as
+/// serde_json wrote it: forwarded byte for byte.
+#[derive(Debug, Clone)]
+pub(super) struct Kept(Box<str>);
+
+impl Kept {
+    pub(super) fn new(text: impl Into<Box<str>>) -> Self {
+        Self(text.into())
+    }
+
+    pub(super) fn get(&self) -> &str {
+        &self.0
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -129,7 +145,7 @@ impl Message {
     pub fn progress_token(&self) -> Option<Value> {
         let meta = match self.params.as_ref()? {
             Params::ToolCall { others, .. } => parse_checked(member(others, "_meta")?),
-            Params::Other(raw) => parse_checked(raw).get_mut("_meta")?.take(),
+            Params::Other(kept) => parse_checked(kept).get_mut("_meta")?.take(),
         };
         meta.get("progressToken").cloned()
     }
@@ -153,14 +169,13 @@ impl Message {
     /// `params` made if there were none): how the gateway writes the 2026-07-28 envelope into
     /// a handshake-era client's request. What policy read is unchanged.
     pub fn with_meta(&self, entries: serde_json::Map<String, Value>) -> Message {
-        let merged = |meta: Option<&RawValue>| {
+        let merged = |meta: Option<&Kept>| {
             let mut meta = match meta.map(parse_checked) {
                 Some(Value::Object(meta)) => meta,
                 _ => serde_json::Map::new(),
             };
             meta.extend(entries);
-            RawValue::from_string(Value::Object(meta).to_string())
-                .expect("a JSON value serialises to JSON text")
+            Kept::new(Value::Object(meta).to_string())
         };
         let params = match &self.params {
             Some(Params::ToolCall {
@@ -181,7 +196,7 @@ impl Message {
             other => {
                 // Checked text without duplicate keys: read back as members, in their order.
                 let mut members: Members = match other {
-                    Some(Params::Other(raw)) => object_members(raw),
+                    Some(Params::Other(kept)) => object_members(kept),
                     _ => Vec::new(),
                 };
                 let meta = merged(member(&members, "_meta"));
@@ -192,7 +207,7 @@ impl Message {
                 text[0] = b'{';
                 text.push(b'}');
                 let text = String::from_utf8(text).expect("JSON text is UTF-8");
-                Params::Other(RawValue::from_string(text).expect("members make an object"))
+                Params::Other(Kept::new(text))
             }
         };
         Message {
@@ -210,7 +225,7 @@ impl Message {
         let kept: usize = self
             .others
             .iter()
-            .map(|(key, raw)| key.len() + raw.get().len() + 4)
+            .map(|(key, kept)| key.len() + kept.get().len() + 4)
             .sum();
         let mut out = Vec::with_capacity(128 + kept);
         out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
@@ -234,7 +249,7 @@ impl Params {
     /// As forwarded: what policy read from its values, the rest as it came.
     fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Params::Other(raw) => out.extend_from_slice(raw.get().as_bytes()),
+            Params::Other(kept) => out.extend_from_slice(kept.get().as_bytes()),
             Params::ToolCall {
                 name,
                 arguments,
@@ -252,61 +267,49 @@ impl Params {
     }
 }
 
-pub(super) fn member<'a>(members: &'a Members, key: &str) -> Option<&'a RawValue> {
+pub(super) fn member<'a>(members: &'a Members, key: &str) -> Option<&'a Kept> {
     members
         .iter()
         .find(|(name, _)| name == key)
-        .map(|(_, raw)| &**raw)
+        .map(|(_, kept)| kept)
 }
 
 /// The members of a checked JSON object's text, in order, each as its text.
-fn object_members(raw: &RawValue) -> Members {
-    struct Ordered(Members);
-    impl<'de> serde::Deserialize<'de> for Ordered {
-        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Members;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> Result<Members, A::Error> {
-                    let mut members = Vec::new();
-                    while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                        members.push(entry);
-                    }
-                    Ok(members)
-                }
-            }
-            deserializer.deserialize_map(Visit).map(Ordered)
-        }
+fn object_members(object: &Kept) -> Members {
+    let mut members = Vec::new();
+    let read = Scan::new(object.get()).members(|key, scan| {
+        members.push((key.into_owned(), Kept::new(scan.value()?)));
+        Ok(())
+    });
+    match read {
+        Ok(_) => members,
+        Err(_) => Vec::new(),
     }
-    serde_json::from_str::<Ordered>(raw.get())
-        .map(|ordered| ordered.0)
-        .unwrap_or_default()
 }
 
 /// Text from a checked body parses; `Null` stands in only if that ever stopped being true.
-fn parse_checked(raw: &RawValue) -> Value {
-    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+fn parse_checked(kept: &Kept) -> Value {
+    serde_json::from_str(kept.get()).unwrap_or(Value::Null)
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(out, value).expect("JSON values, strings and raw JSON serialise");
+    serde_json::to_writer(out, value).expect("JSON values and strings serialise");
 }
 
 fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
-    out.push(b',');
-    write_json(out, key);
-    out.push(b':');
+    write_key(out, key);
     write_json(out, value);
 }
 
 fn write_members(out: &mut Vec<u8>, members: &Members) {
-    for (key, raw) in members {
-        write_member(out, key, raw);
+    for (key, kept) in members {
+        write_key(out, key);
+        out.extend_from_slice(kept.get().as_bytes());
     }
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b',');
+    write_json(out, key);
+    out.push(b':');
 }

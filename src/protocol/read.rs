@@ -1,42 +1,44 @@
 //! The strict reader: a POST body into [`Message`]s, or the reason it is refused.
 //!
-//! One pass reads what policy needs into values; every other member is kept as text, checked as
-//! strictly as the rest (`json::check`: syntax, string encoding, duplicate keys at any depth) but
-//! never built into a value the gateway does not read. Names that only differ in letter case
-//! from ones the gateway reads are refused here too.
+//! One pass (`json::scan`) checks the whole body as strictly as `json::parse` (syntax, string
+//! encoding, duplicate keys in any letter case at any depth) and gives back each member's text:
+//! what policy needs is parsed from its text into values, every other member is kept as that
+//! text and never built into a value the gateway does not read. Names that only differ in letter
+//! case from ones the gateway reads are refused here too.
 
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::message::{member, Body, Kind, Members, Message, MessageError, Params};
+use super::message::{member, Body, Kept, Kind, Members, Message, MessageError, Params};
 use super::method;
+use crate::json::scan::Scan;
 use crate::json::{self, StrictJsonError};
 
 /// Parses a POST body: strict JSON, then the JSON-RPC 2.0 envelope of each message.
 pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
-    match read(utf8(bytes)?, TopSeed)? {
-        Top::Array(items) if items.is_empty() => Err(MessageError::Invalid(
-            "an empty batch is not a request".into(),
-        )),
-        // Every message is read strictly before any is classified: a body with a duplicate key
-        // anywhere is refused for that, whatever else is wrong with it.
-        Top::Array(items) => items
-            .iter()
-            .map(|item| match read(item.get(), TopSeed)? {
-                Top::Object(fields) => check_members(fields),
-                _ => Err(not_an_object()),
-            })
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(classify)
-            .collect::<Result<_, _>>()
-            .map(Body::Batch),
-        Top::Object(fields) => classify(check_members(fields)?).map(Body::Single),
-        Top::Other => Err(not_an_object()),
+    let mut scan = Scan::new(utf8(bytes)?);
+    if scan.peek() != Some(b'[') {
+        let fields = whole(scan)?.ok_or_else(not_an_object)?;
+        return classify(fields).map(Body::Single);
     }
+    let mut items = Vec::new();
+    scan.elements(|scan| fields(scan).map(|item| items.push(item)))
+        .and_then(|_| scan.end())
+        .map_err(refusal)?;
+    if items.is_empty() {
+        return Err(MessageError::Invalid(
+            "an empty batch is not a request".into(),
+        ));
+    }
+    // Every message was read strictly before any is classified: a body with a duplicate key
+    // anywhere is refused for that, whatever else is wrong with it.
+    items
+        .into_iter()
+        .map(|item| item.ok_or_else(not_an_object))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .map(classify)
+        .collect::<Result<_, _>>()
+        .map(Body::Batch)
 }
 
 /// JSON text is UTF-8 (RFC 8259), checked once for the whole text: what is read from it then,
@@ -50,21 +52,11 @@ pub(super) fn utf8(bytes: &[u8]) -> Result<&str, MessageError> {
     })
 }
 
-pub(super) fn read<'de, S: DeserializeSeed<'de>>(
-    text: &'de str,
-    seed: S,
-) -> Result<S::Value, MessageError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = seed.deserialize(&mut de).map_err(json::classify);
-    value
-        .and_then(|value| de.end().map(|()| value).map_err(json::classify))
-        .map_err(refusal)
-}
-
-/// Text kept as it came is checked as strictly as what is parsed: serde_json's raw capture
-/// alone lets through what its parser refuses (a lone surrogate) and repeated keys.
-fn check_kept(raw: &RawValue) -> Result<(), MessageError> {
-    json::check_text(raw.get()).map_err(refusal)
+/// A text of one value, read to its end as a message's members (`None`: it is not an object).
+pub(super) fn whole(mut scan: Scan<'_>) -> Result<Option<Fields<'_>>, MessageError> {
+    let fields = fields(&mut scan).map_err(refusal)?;
+    scan.end().map_err(refusal)?;
+    Ok(fields)
 }
 
 fn refusal(err: StrictJsonError) -> MessageError {
@@ -78,126 +70,95 @@ pub(super) fn not_an_object() -> MessageError {
     MessageError::Invalid("a JSON-RPC message is a JSON object".into())
 }
 
-/// A body's top level: one message, a batch of them (each kept as text), or neither.
-pub(super) struct TopSeed;
-
-#[expect(
-    clippy::large_enum_variant,
-    reason = "lives on the stack while one body is read"
-)]
-pub(super) enum Top {
-    Object(Fields),
-    Array(Vec<Box<RawValue>>),
-    Other,
-}
-
-/// A message's members, read but not yet classified.
+/// A message's members, read strictly but not yet classified.
 #[derive(Default)]
-pub(super) struct Fields {
+pub(super) struct Fields<'t> {
     jsonrpc: Option<Value>,
     id: Option<Value>,
     method: Option<Value>,
-    params: Option<Box<RawValue>>,
+    params: Option<&'t str>,
+    /// Read from `params` when they are a `tools/call`'s object.
+    tool_call: Option<ToolCallFields>,
     others: Members,
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed {
-    type Value = Top;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Top, D::Error> {
-        deserializer.deserialize_any(self)
+impl Fields<'_> {
+    fn is_tool_call(&self) -> bool {
+        matches!(&self.method, Some(Value::String(method)) if method == method::TOOLS_CALL)
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed {
-    type Value = Top;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON-RPC message or a batch of them")
+/// Reads the next value as a message's members; `None` if it is not an object (read all the
+/// same, as strictly).
+fn fields<'t>(scan: &mut Scan<'t>) -> Result<Option<Fields<'t>>, StrictJsonError> {
+    if scan.peek() != Some(b'{') {
+        scan.value()?;
+        return Ok(None);
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
-        let mut fields = Fields::default();
-        let mut keys = json::Keys::default();
-        while let Some(key) = map.next_key_seed(json::Key)? {
-            keys.insert(key.clone())
-                .map_err(|key| json::duplicate(&key))?;
-            let known = match &*key {
-                "jsonrpc" => Some(&mut fields.jsonrpc),
-                "id" => Some(&mut fields.id),
-                "method" => Some(&mut fields.method),
-                _ => None,
-            };
-            match known {
-                Some(slot) => *slot = Some(map.next_value_seed(json::StrictValue)?),
-                None if key == "params" => fields.params = Some(map.next_value()?),
-                None => fields.others.push((key.into_owned(), map.next_value()?)),
+    let mut fields = Fields::default();
+    scan.members(|key, scan| {
+        match &*key {
+            "jsonrpc" => fields.jsonrpc = Some(parsed(scan)?),
+            "id" => fields.id = Some(parsed(scan)?),
+            "method" => fields.method = Some(parsed(scan)?),
+            "params" if fields.is_tool_call() && scan.peek() == Some(b'{') => {
+                let (text, call) = tool_call(scan)?;
+                fields.params = Some(text);
+                fields.tool_call = Some(call);
             }
+            "params" => fields.params = Some(scan.value()?),
+            _ => fields
+                .others
+                .push((key.into_owned(), Kept::new(scan.value()?))),
         }
-        Ok(Top::Object(fields))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
+        Ok(())
+    })?;
+    // `params` came before `method`: read again now that it is known to be a tool call's.
+    if let Some(params) = fields.params.filter(|params| params.starts_with('{')) {
+        if fields.is_tool_call() && fields.tool_call.is_none() {
+            fields.tool_call = Some(tool_call(&mut Scan::new(params))?.1);
         }
-        Ok(Top::Array(items))
     }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
-
-    fn visit_unit<E>(self) -> Result<Top, E> {
-        Ok(Top::Other)
-    }
+    Ok(Some(fields))
 }
 
-/// A message all of whose members were read or checked strictly; `tool_call` holds the params
-/// of a `tools/call` that has object params.
-pub(super) struct Checked {
-    fields: Fields,
-    tool_call: Option<ToolCallFields>,
-}
-
-pub(super) fn check_members(fields: Fields) -> Result<Checked, MessageError> {
-    for (_, raw) in &fields.others {
-        check_kept(raw)?;
-    }
-    let is_tool_call =
-        matches!(&fields.method, Some(Value::String(method)) if method == method::TOOLS_CALL);
-    let tool_call = match &fields.params {
-        Some(params) if is_tool_call => read(params.get(), ToolCallParams)?,
-        Some(params) => {
-            check_kept(params)?;
-            None
+/// `params` of a `tools/call`: the object's text, and its members.
+fn tool_call<'t>(scan: &mut Scan<'t>) -> Result<(&'t str, ToolCallFields), StrictJsonError> {
+    let mut call = ToolCallFields::default();
+    let text = scan.members(|key, scan| {
+        match &*key {
+            "name" => call.name = Some(parsed(scan)?),
+            "arguments" => call.arguments = Some(parsed(scan)?),
+            _ => call
+                .others
+                .push((key.into_owned(), Kept::new(scan.value()?))),
         }
-        None => None,
-    };
-    for (_, raw) in tool_call.iter().flat_map(|call| &call.others) {
-        check_kept(raw)?;
-    }
-    Ok(Checked { fields, tool_call })
+        Ok(())
+    })?;
+    Ok((text, call))
 }
 
-pub(super) fn classify(Checked { fields, tool_call }: Checked) -> Result<Message, MessageError> {
+#[derive(Default)]
+struct ToolCallFields {
+    name: Option<Value>,
+    arguments: Option<Value>,
+    others: Members,
+}
+
+/// The next value, which policy reads, as a value. Its text was just checked: serde_json only
+/// builds it, and the common kinds here (a plain string, a positive integer id) not even that.
+fn parsed(scan: &mut Scan<'_>) -> Result<Value, StrictJsonError> {
+    if scan.peek() == Some(b'"') {
+        return scan.str().map(|text| Value::String(text.into_owned()));
+    }
+    let text = scan.value()?;
+    if let Ok(integer) = text.parse::<u64>() {
+        return Ok(Value::from(integer));
+    }
+    serde_json::from_str(text).map_err(|err| StrictJsonError::Syntax(err.to_string()))
+}
+
+pub(super) fn classify(fields: Fields<'_>) -> Result<Message, MessageError> {
     refuse_case_variants(&fields.others, &ENVELOPE, MessageError::Invalid)?;
     if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
@@ -225,19 +186,16 @@ pub(super) fn classify(Checked { fields, tool_call }: Checked) -> Result<Message
     if let Some(method) = &method {
         check_method_name(method)?;
     }
-    if let Some(params) = &fields.params {
-        if !matches!(
-            params.get().trim_start().as_bytes().first(),
-            Some(b'{' | b'[')
-        ) {
+    if let Some(params) = fields.params {
+        if !matches!(params.as_bytes().first(), Some(b'{' | b'[')) {
             return Err(MessageError::Invalid(
                 r#""params" must be an object or an array"#.into(),
             ));
         }
     }
     let params = match method.as_deref() {
-        Some(method::TOOLS_CALL) => Some(tool_call_params(tool_call)?),
-        _ => fields.params.map(Params::Other),
+        Some(method::TOOLS_CALL) => Some(tool_call_params(fields.tool_call)?),
+        _ => fields.params.map(|text| Params::Other(Kept::new(text))),
     };
     Ok(Message {
         kind,
@@ -315,76 +273,6 @@ fn tool_call_params(fields: Option<ToolCallFields>) -> Result<Params, MessageErr
         Some(_) => Err(MessageError::InvalidParams(
             r#""params.arguments" must be an object"#.into(),
         )),
-    }
-}
-
-/// `params` of a `tools/call`, read strictly: `None` if it is not an object.
-struct ToolCallParams;
-
-#[derive(Default)]
-struct ToolCallFields {
-    name: Option<Value>,
-    arguments: Option<Value>,
-    others: Members,
-}
-
-impl<'de> DeserializeSeed<'de> for ToolCallParams {
-    type Value = Option<ToolCallFields>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ToolCallParams {
-    type Value = Option<ToolCallFields>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("tools/call params")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = ToolCallFields::default();
-        let mut keys = json::Keys::default();
-        while let Some(key) = map.next_key_seed(json::Key)? {
-            keys.insert(key.clone())
-                .map_err(|key| json::duplicate(&key))?;
-            match &*key {
-                "name" => fields.name = Some(map.next_value_seed(json::StrictValue)?),
-                "arguments" => fields.arguments = Some(map.next_value_seed(json::StrictValue)?),
-                _ => fields.others.push((key.into_owned(), map.next_value()?)),
-            }
-        }
-        Ok(Some(fields))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element_seed(json::StrictValue)?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
     }
 }
 

@@ -3,6 +3,9 @@
 //! same key twice, in any letter case, is an error. Parsers disagree on which duplicate wins
 //! (first, last, or both) and on whether `Name` is `name`, so a message whose meaning depends on
 //! the reader must never be evaluated by one and obeyed by another.
+//!
+//! [`parse`] builds a value; [`scan`] reads the same language in one pass without building one,
+//! for the readers that keep most of a message as text.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -10,6 +13,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+pub mod scan;
 
 /// Why a document was refused.
 #[derive(Debug, thiserror::Error)]
@@ -98,19 +103,10 @@ pub fn parse(bytes: &[u8]) -> Result<Value, StrictJsonError> {
     Ok(value)
 }
 
-/// Checks `text` exactly as [`parse`] does (same errors, found in the same order) without
-/// building a value: for a message of which only a few fields are read, the rest is kept as text.
-/// Text, not bytes: it is UTF-8 already, and its strings are not checked for that again.
-pub fn check_text(text: &str) -> Result<(), StrictJsonError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    StrictCheck.deserialize(&mut de).map_err(classify)?;
-    de.end().map_err(classify)
-}
-
 const DUPLICATE_MARKER: &str = "\u{0}duplicate key\u{0}";
 
 /// Tells a duplicate key found by the seeds here from any other error serde_json reports.
-pub(crate) fn classify(err: serde_json::Error) -> StrictJsonError {
+fn classify(err: serde_json::Error) -> StrictJsonError {
     let text = err.to_string();
     match text.strip_prefix(DUPLICATE_MARKER) {
         Some(rest) => {
@@ -121,12 +117,12 @@ pub(crate) fn classify(err: serde_json::Error) -> StrictJsonError {
     }
 }
 
-pub(crate) fn duplicate<E: de::Error>(key: &str) -> E {
+fn duplicate<E: de::Error>(key: &str) -> E {
     E::custom(format_args!("{DUPLICATE_MARKER}{key}{DUPLICATE_MARKER}"))
 }
 
-/// Reads one value strictly, for callers that read a document piece by piece.
-pub(crate) struct StrictValue;
+/// Reads one value strictly.
+struct StrictValue;
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
     type Value = Value;
@@ -192,65 +188,6 @@ impl<'de> Visitor<'de> for StrictValue {
     }
 }
 
-struct StrictCheck;
-
-impl<'de> DeserializeSeed<'de> for StrictCheck {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StrictCheck {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        match v.is_finite() {
-            true => Ok(()),
-            false => Err(E::custom("number out of range")),
-        }
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(StrictCheck)?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut keys = Keys::default();
-        while let Some(key) = map.next_key_seed(Key)? {
-            keys.insert(key).map_err(|key| duplicate(&key))?;
-            map.next_value_seed(StrictCheck)?;
-        }
-        Ok(())
-    }
-}
-
 /// The keys of one object seen so far. Two keys are the same if they differ only in letter case:
 /// Go's encoding/json and .NET's web defaults match member names that way, so `"Name"` beside
 /// `"name"` is a repeated key to them, read last-wins. Most objects have a handful of keys,
@@ -258,7 +195,8 @@ impl<'de> Visitor<'de> for StrictCheck {
 /// costing a comparison per pair.
 #[derive(Default)]
 pub(crate) struct Keys<'de> {
-    few: Vec<Cow<'de, str>>,
+    /// Each with whether it is ASCII, which most keys are: two such compare without folding.
+    few: Vec<(Cow<'de, str>, bool)>,
     many: HashSet<String>,
 }
 
@@ -267,11 +205,16 @@ impl<'de> Keys<'de> {
 
     /// Gives `key` back if the object had it already, in any letter case.
     pub(crate) fn insert(&mut self, key: Cow<'de, str>) -> Result<(), Cow<'de, str>> {
-        if self.few.iter().any(|seen| same_key(seen, &key)) {
+        let ascii = key.is_ascii();
+        let seen = |(seen, seen_ascii): &(Cow<'de, str>, bool)| match ascii && *seen_ascii {
+            true => seen.eq_ignore_ascii_case(&key),
+            false => fold(seen).eq(fold(&key)),
+        };
+        if self.few.iter().any(seen) {
             return Err(key);
         }
         if self.few.len() < Self::FEW {
-            self.few.push(key);
+            self.few.push((key, ascii));
         } else if !self.many.insert(folded(&key)) {
             return Err(key);
         }
@@ -369,37 +312,8 @@ mod tests {
                 "{text:?}"
             );
         }
-    }
-
-    #[test]
-    fn check_refuses_and_accepts_exactly_what_parse_does() {
-        let many_keys = format!(
-            "{{{}}}",
-            (0..40)
-                .map(|i| format!("\"k{i}\":{i}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let many_keys_twice = many_keys.replace("\"k39\"", "\"k3\"");
-        for text in [
-            r#"{"a":[1,-2,3.5,"x",null,true],"b":{"c":{}}}"#,
-            r#"{"method":"a","method":"b"}"#,
-            r#"[{"a":{"b":[{"c":1,"c":2}]}}]"#,
-            r#"{"name":"a","na\u006de":"b"}"#,
-            r#"{"a":1,"a":2,"#,
-            r#"{"a":"\ud800"}"#,
-            "1e400",
-            "{\"a\":1} x",
-            &many_keys,
-            &many_keys_twice,
-        ] {
-            let parsed = parse(text.as_bytes()).map(drop);
-            let checked = check_text(text);
-            assert_eq!(format!("{checked:?}"), format!("{parsed:?}"), "{text}");
-        }
-        let invalid_utf8 = b"{\"a\":\"\xff\"}";
         assert!(matches!(
-            parse(invalid_utf8),
+            parse(b"{\"a\":\"\xff\"}"),
             Err(StrictJsonError::Syntax(_))
         ));
     }
@@ -418,7 +332,7 @@ mod tests {
                 other => panic!("{text}: expected a duplicate-key error, got {other:?}"),
             }
             assert!(
-                matches!(check_text(text), Err(StrictJsonError::DuplicateKey(_))),
+                matches!(scan::check(text), Err(StrictJsonError::DuplicateKey(_))),
                 "{text}"
             );
         }
@@ -430,7 +344,7 @@ mod tests {
                 .join(",")
         );
         assert!(matches!(
-            check_text(&many),
+            scan::check(&many),
             Err(StrictJsonError::DuplicateKey(_))
         ));
         assert!(parse(br#"{"name":1,"names":2,"nam":3}"#).is_ok());
