@@ -42,24 +42,26 @@ impl SseEvent {
             field(&mut out, "retry", &retry.to_string());
         }
         if let Some(data) = &self.data {
-            for line in data.split('\n') {
-                field(&mut out, "data", line.strip_suffix('\r').unwrap_or(line));
-            }
+            field(&mut out, "data", data);
         }
         out.put_u8(b'\n');
         out.freeze()
     }
 }
 
-/// One `name: value` line. A value never holds a line break here: the reader splits on them,
-/// and the gateway's own values are JSON, which escapes them.
+/// One `name: value` line, or, for data, one line per line of the value (LF or CRLF ended).
+/// Any other CR is dropped: a reader would take it for a line break. The gateway's own values
+/// are JSON, which has line breaks only as whitespace, so nothing it means is lost.
 fn field(out: &mut BytesMut, name: &str, value: &str) {
+    let mut rest = value.as_bytes();
     out.put_slice(name.as_bytes());
     out.put_slice(b": ");
-    let mut rest = value.as_bytes();
-    // memchr, not `str::split` on two characters: a long data line is scanned at memory speed.
+    // memchr, not `str::split`: a long data line is scanned once, at memory speed.
     while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
         out.put_slice(&rest[..at]);
+        if rest[at] == b'\n' && name == "data" {
+            out.put_slice(b"\ndata: ");
+        }
         rest = &rest[at + 1..];
     }
     out.put_slice(rest);
@@ -88,7 +90,15 @@ mod tests {
 
     #[test]
     fn multi_line_data_is_one_data_line_each() {
-        let event = SseEvent::message("a\nb".into());
-        assert_eq!(&event.encode()[..], b"event: message\ndata: a\ndata: b\n\n");
+        let event = SseEvent::message("a\nb\r\nc\rd\n".into());
+        assert_eq!(
+            &event.encode()[..],
+            b"event: message\ndata: a\ndata: b\ndata: cd\ndata: \n\n"
+        );
+        let named = SseEvent {
+            id: Some("1\r\n2".into()),
+            ..SseEvent::message("x".into())
+        };
+        assert_eq!(&named.encode()[..], b"event: message\nid: 12\ndata: x\n\n");
     }
 }
