@@ -531,7 +531,7 @@ fn sse_events(stream: &[u8], chunk: usize) -> Vec<Result<String, String>> {
 }
 
 fn upstream_message(data: &[u8]) {
-    let Ok(mut message) = from_upstream::read_message(data) else {
+    let Ok(mut message) = from_upstream::read_message(&Bytes::copy_from_slice(data)) else {
         return;
     };
     let received =

@@ -121,7 +121,7 @@ impl Answers {
         }
     }
 
-    fn answer(&self, id: &Value, data: &[u8]) -> Result<Bytes, UpstreamError> {
+    fn answer(&self, id: &Value, data: &Bytes) -> Result<Bytes, UpstreamError> {
         let mut message = read_message(data).map_err(UpstreamError::Unrelayable)?;
         if !message.answers(id) {
             return Err(UpstreamError::NotTheAnswer);

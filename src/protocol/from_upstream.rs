@@ -14,23 +14,29 @@
 //! Which answers may be relayed to whom (only the answer to the request sent) is decided by the
 //! exchange; this module only says what a message is.
 
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::message::{member, Kept, Kind, Message, MessageError};
-use super::read::{classify, not_an_object, utf8, whole};
+use super::read::{classify, not_an_object, utf8, whole, Keep};
 use crate::json;
 use crate::json::scan::Scan;
 
-/// Reads one message the upstream sent, or says why it is not relayed.
-pub fn read_message(bytes: &[u8]) -> Result<Message, MessageError> {
-    read_message_text(utf8(bytes)?)
+/// Reads one message the upstream sent, or says why it is not relayed. What is kept of it as
+/// text (its `result`) shares `body`.
+pub fn read_message(body: &Bytes) -> Result<Message, MessageError> {
+    read(utf8(body)?, Keep::Share(body))
 }
 
 /// [`read_message`] for text already known to be UTF-8 (an SSE event's data).
 pub fn read_message_text(text: &str) -> Result<Message, MessageError> {
+    read(text, Keep::Copy)
+}
+
+fn read<'t>(text: &'t str, keep: Keep<'t>) -> Result<Message, MessageError> {
     let mut scan = Scan::new(text);
     let batch = scan.peek() == Some(b'[');
-    let fields = whole(scan)?;
+    let fields = whole(scan, keep)?;
     if batch {
         return Err(MessageError::Invalid(
             "a JSON array: the upstream's messages are read one at a time".into(),
@@ -76,7 +82,7 @@ impl ToolList {
         }
         let invalid = |why: &str| MessageError::Invalid(format!("tools/list answer: {why}"));
         let raw = member(&answer.others, "result").ok_or_else(|| invalid("no \"result\""))?;
-        let Ok(Value::Object(result)) = json::parse(raw.get().as_bytes()) else {
+        let Ok(Value::Object(result)) = json::parse(raw.as_bytes()) else {
             return Err(invalid("\"result\" is not an object"));
         };
         refuse_case_variant(result.keys(), TOOLS)?;
@@ -105,7 +111,7 @@ impl ToolList {
     pub fn write_into(self, answer: &mut Message) {
         let text = serde_json::to_string(&Value::Object(self.result))
             .expect("a serde_json::Value always serialises");
-        let kept = Kept::new(text);
+        let kept = Kept::written(text);
         match answer.others.iter_mut().find(|(key, _)| key == "result") {
             Some((_, result)) => *result = kept,
             None => answer.others.push(("result".into(), kept)),
@@ -152,6 +158,10 @@ fn refuse_case_variant<'a>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn read_message(data: &[u8]) -> Result<Message, MessageError> {
+        super::read_message(&Bytes::copy_from_slice(data))
+    }
 
     fn refused(text: &str) -> bool {
         read_message(text.as_bytes()).is_err()

@@ -9,6 +9,7 @@
 //! parsed values, the rest is the checked text. No member can mean one thing to the gateway and
 //! another upstream: a duplicate key, the one thing JSON parsers disagree on, is refused anywhere.
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::json::scan::Scan;
@@ -40,16 +41,26 @@ pub(super) enum Params {
 pub(super) type Members = Vec<(String, Kept)>;
 
 /// A member's JSON text as it came, checked as strictly as what is parsed (`read.rs`), or as
-/// serde_json wrote it: forwarded byte for byte.
+/// serde_json wrote it: forwarded byte for byte. A large answer's `result` shares the body it
+/// came in rather than being copied out of it.
 #[derive(Debug, Clone)]
-pub(super) struct Kept(Box<str>);
+pub(super) struct Kept(Bytes);
 
 impl Kept {
-    pub(super) fn new(text: impl Into<Box<str>>) -> Self {
+    pub(super) fn copied(text: &str) -> Self {
+        Self(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    /// `text`, which must lie within `body`, without copying it.
+    pub(super) fn shared(body: &Bytes, text: &str) -> Self {
+        Self(body.slice_ref(text.as_bytes()))
+    }
+
+    pub(super) fn written(text: String) -> Self {
         Self(text.into())
     }
 
-    pub(super) fn get(&self) -> &str {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -175,7 +186,7 @@ impl Message {
                 _ => serde_json::Map::new(),
             };
             meta.extend(entries);
-            Kept::new(Value::Object(meta).to_string())
+            Kept::written(Value::Object(meta).to_string())
         };
         let params = match &self.params {
             Some(Params::ToolCall {
@@ -207,7 +218,7 @@ impl Message {
                 text[0] = b'{';
                 text.push(b'}');
                 let text = String::from_utf8(text).expect("JSON text is UTF-8");
-                Params::Other(Kept::new(text))
+                Params::Other(Kept::written(text))
             }
         };
         Message {
@@ -225,7 +236,7 @@ impl Message {
         let kept: usize = self
             .others
             .iter()
-            .map(|(key, kept)| key.len() + kept.get().len() + 4)
+            .map(|(key, kept)| key.len() + kept.as_bytes().len() + 4)
             .sum();
         let mut out = Vec::with_capacity(128 + kept);
         out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
@@ -249,7 +260,7 @@ impl Params {
     /// As forwarded: what policy read from its values, the rest as it came.
     fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Params::Other(kept) => out.extend_from_slice(kept.get().as_bytes()),
+            Params::Other(kept) => out.extend_from_slice(kept.as_bytes()),
             Params::ToolCall {
                 name,
                 arguments,
@@ -277,8 +288,11 @@ pub(super) fn member<'a>(members: &'a Members, key: &str) -> Option<&'a Kept> {
 /// The members of a checked JSON object's text, in order, each as its text.
 fn object_members(object: &Kept) -> Members {
     let mut members = Vec::new();
-    let read = Scan::new(object.get()).members(|key, scan| {
-        members.push((key.into_owned(), Kept::new(scan.value()?)));
+    let Ok(text) = std::str::from_utf8(object.as_bytes()) else {
+        return members;
+    };
+    let read = Scan::new(text).members(|key, scan| {
+        members.push((key.into_owned(), Kept::copied(scan.value()?)));
         Ok(())
     });
     match read {
@@ -289,7 +303,7 @@ fn object_members(object: &Kept) -> Members {
 
 /// Text from a checked body parses; `Null` stands in only if that ever stopped being true.
 fn parse_checked(kept: &Kept) -> Value {
-    serde_json::from_str(kept.get()).unwrap_or(Value::Null)
+    serde_json::from_slice(kept.as_bytes()).unwrap_or(Value::Null)
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -304,7 +318,7 @@ fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, valu
 fn write_members(out: &mut Vec<u8>, members: &Members) {
     for (key, kept) in members {
         write_key(out, key);
-        out.extend_from_slice(kept.get().as_bytes());
+        out.extend_from_slice(kept.as_bytes());
     }
 }
 

@@ -6,6 +6,7 @@
 //! text and never built into a value the gateway does not read. Names that only differ in letter
 //! case from ones the gateway reads are refused here too.
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::message::{member, Body, Kept, Kind, Members, Message, MessageError, Params};
@@ -17,11 +18,11 @@ use crate::json::{self, StrictJsonError};
 pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
     let mut scan = Scan::new(utf8(bytes)?);
     if scan.peek() != Some(b'[') {
-        let fields = whole(scan)?.ok_or_else(not_an_object)?;
+        let fields = whole(scan, Keep::Copy)?.ok_or_else(not_an_object)?;
         return classify(fields).map(Body::Single);
     }
     let mut items = Vec::new();
-    scan.elements(|scan| fields(scan).map(|item| items.push(item)))
+    scan.elements(|scan| fields(scan, Keep::Copy).map(|item| items.push(item)))
         .and_then(|_| scan.end())
         .map_err(refusal)?;
     if items.is_empty() {
@@ -53,8 +54,11 @@ pub(super) fn utf8(bytes: &[u8]) -> Result<&str, MessageError> {
 }
 
 /// A text of one value, read to its end as a message's members (`None`: it is not an object).
-pub(super) fn whole(mut scan: Scan<'_>) -> Result<Option<Fields<'_>>, MessageError> {
-    let fields = fields(&mut scan).map_err(refusal)?;
+pub(super) fn whole<'t>(
+    mut scan: Scan<'t>,
+    keep: Keep<'t>,
+) -> Result<Option<Fields<'t>>, MessageError> {
+    let fields = fields(&mut scan, keep).map_err(refusal)?;
     scan.end().map_err(refusal)?;
     Ok(fields)
 }
@@ -70,9 +74,26 @@ pub(super) fn not_an_object() -> MessageError {
     MessageError::Invalid("a JSON-RPC message is a JSON object".into())
 }
 
+/// How a kept member's text is held: copied out of the text read, or shared with the body that
+/// text is (an answer's `result`, which can be megabytes, is then never copied).
+#[derive(Clone, Copy)]
+pub(super) enum Keep<'t> {
+    Copy,
+    Share(&'t Bytes),
+}
+
+impl Keep<'_> {
+    fn kept(self, text: &str) -> Kept {
+        match self {
+            Keep::Copy => Kept::copied(text),
+            Keep::Share(body) => Kept::shared(body, text),
+        }
+    }
+}
+
 /// A message's members, read strictly but not yet classified.
-#[derive(Default)]
 pub(super) struct Fields<'t> {
+    keep: Keep<'t>,
     jsonrpc: Option<Value>,
     id: Option<Value>,
     method: Option<Value>,
@@ -90,40 +111,51 @@ impl Fields<'_> {
 
 /// Reads the next value as a message's members; `None` if it is not an object (read all the
 /// same, as strictly).
-fn fields<'t>(scan: &mut Scan<'t>) -> Result<Option<Fields<'t>>, StrictJsonError> {
+fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>, StrictJsonError> {
     if scan.peek() != Some(b'{') {
         scan.value()?;
         return Ok(None);
     }
-    let mut fields = Fields::default();
+    let mut fields = Fields {
+        keep,
+        jsonrpc: None,
+        id: None,
+        method: None,
+        params: None,
+        tool_call: None,
+        others: Members::new(),
+    };
     scan.members(|key, scan| {
         match &*key {
             "jsonrpc" => fields.jsonrpc = Some(parsed(scan)?),
             "id" => fields.id = Some(parsed(scan)?),
             "method" => fields.method = Some(parsed(scan)?),
             "params" if fields.is_tool_call() && scan.peek() == Some(b'{') => {
-                let (text, call) = tool_call(scan)?;
+                let (text, call) = tool_call(scan, keep)?;
                 fields.params = Some(text);
                 fields.tool_call = Some(call);
             }
             "params" => fields.params = Some(scan.value()?),
             _ => fields
                 .others
-                .push((key.into_owned(), Kept::new(scan.value()?))),
+                .push((key.into_owned(), keep.kept(scan.value()?))),
         }
         Ok(())
     })?;
     // `params` came before `method`: read again now that it is known to be a tool call's.
     if let Some(params) = fields.params.filter(|params| params.starts_with('{')) {
         if fields.is_tool_call() && fields.tool_call.is_none() {
-            fields.tool_call = Some(tool_call(&mut Scan::new(params))?.1);
+            fields.tool_call = Some(tool_call(&mut Scan::new(params), keep)?.1);
         }
     }
     Ok(Some(fields))
 }
 
 /// `params` of a `tools/call`: the object's text, and its members.
-fn tool_call<'t>(scan: &mut Scan<'t>) -> Result<(&'t str, ToolCallFields), StrictJsonError> {
+fn tool_call<'t>(
+    scan: &mut Scan<'t>,
+    keep: Keep<'t>,
+) -> Result<(&'t str, ToolCallFields), StrictJsonError> {
     let mut call = ToolCallFields::default();
     let text = scan.members(|key, scan| {
         match &*key {
@@ -131,7 +163,7 @@ fn tool_call<'t>(scan: &mut Scan<'t>) -> Result<(&'t str, ToolCallFields), Stric
             "arguments" => call.arguments = Some(parsed(scan)?),
             _ => call
                 .others
-                .push((key.into_owned(), Kept::new(scan.value()?))),
+                .push((key.into_owned(), keep.kept(scan.value()?))),
         }
         Ok(())
     })?;
@@ -195,7 +227,9 @@ pub(super) fn classify(fields: Fields<'_>) -> Result<Message, MessageError> {
     }
     let params = match method.as_deref() {
         Some(method::TOOLS_CALL) => Some(tool_call_params(fields.tool_call)?),
-        _ => fields.params.map(|text| Params::Other(Kept::new(text))),
+        _ => fields
+            .params
+            .map(|text| Params::Other(fields.keep.kept(text))),
     };
     Ok(Message {
         kind,
@@ -427,7 +461,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    crate::protocol::from_upstream::read_message(body),
+                    crate::protocol::from_upstream::read_message(&Bytes::from_static(body)),
                     Err(MessageError::Parse(why)) if why.contains("UTF-8")
                 ),
                 "{body:?}"
