@@ -18,16 +18,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display,
 {
-    let state = Parser {
-        body: Box::pin(body),
-        buffer: BytesMut::new(),
-        scanned: 0,
-        pending: SseEvent::default(),
-        pending_bytes: 0,
-        max_event_bytes,
-        done: false,
-    };
-    futures::stream::unfold(state, |mut parser| async move {
+    futures::stream::unfold(Parser::new(body, max_event_bytes), |mut parser| async move {
         let item = parser.next_event().await?;
         Some((item, parser))
     })
@@ -35,10 +26,17 @@ where
 
 struct Parser<S> {
     body: std::pin::Pin<Box<S>>,
-    buffer: BytesMut,
-    /// How much of `buffer` is known to hold no line ending: each byte is scanned once, however
-    /// many chunks a long line arrives in.
-    scanned: usize,
+    /// What is left to read of the last chunk.
+    rest: Bytes,
+    /// The line being read, as the pieces of the chunks it came in: a long `data:` line is
+    /// copied once, into its event, however many chunks it took, and each byte is scanned once.
+    line: Vec<Bytes>,
+    /// Pieces too small to hold on their own, copied together: an upstream that sends a byte
+    /// at a time must not make the gateway hold a `Bytes` (32 bytes) for each.
+    small: BytesMut,
+    line_bytes: usize,
+    /// The last line ended with a CR: an LF right after it is the rest of a CRLF, not a line.
+    after_cr: bool,
     pending: SseEvent,
     pending_bytes: usize,
     max_event_bytes: usize,
@@ -50,41 +48,62 @@ where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
 {
+    fn new(body: S, max_event_bytes: usize) -> Self {
+        Self {
+            body: Box::pin(body),
+            rest: Bytes::new(),
+            line: Vec::new(),
+            small: BytesMut::new(),
+            line_bytes: 0,
+            after_cr: false,
+            pending: SseEvent::default(),
+            pending_bytes: 0,
+            max_event_bytes,
+            done: false,
+        }
+    }
+
     async fn next_event(&mut self) -> Option<Result<SseEvent, UpstreamError>> {
         loop {
-            while let Some((end, ending)) = self.next_line() {
-                if end == 0 {
-                    self.buffer.advance(ending);
-                    if let Some(event) = self.dispatch() {
-                        return Some(Ok(event));
-                    }
+            while !self.rest.is_empty() {
+                if std::mem::take(&mut self.after_cr) && self.rest[0] == b'\n' {
+                    self.rest.advance(1);
                     continue;
                 }
-                self.pending_bytes += end;
-                if self.pending_bytes > self.max_event_bytes {
-                    return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
+                let Some(at) = memchr::memchr2(b'\n', b'\r', &self.rest) else {
+                    let piece = std::mem::take(&mut self.rest);
+                    self.add_to_line(piece);
+                    if self.pending_bytes + self.line_bytes > self.max_event_bytes {
+                        return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
+                    }
+                    break;
+                };
+                self.after_cr = self.rest[at] == b'\r';
+                let piece = self.rest.split_to(at);
+                self.rest.advance(1);
+                match self.end_line(piece) {
+                    Ok(Some(event)) => return Some(Ok(event)),
+                    Ok(None) => {}
+                    Err(err) => return self.fail(err),
                 }
-                field(&mut self.pending, &self.buffer[..end]);
-                self.buffer.advance(end + ending);
             }
             if self.done {
                 return None;
             }
-            if self.buffer.len() > self.max_event_bytes {
-                return self.fail(UpstreamError::EventTooLarge(self.max_event_bytes));
-            }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => self.rest = chunk,
                 Some(Err(err)) => {
                     return self.fail(UpstreamError::StreamBroken(err.to_string()));
                 }
                 None => {
-                    // A stream that ends without a blank line still ends its last event.
+                    // A stream that ends without a blank line still ends its last line and event.
                     self.done = true;
-                    if !self.buffer.is_empty() {
-                        self.buffer.extend_from_slice(b"\n");
+                    if self.line_bytes > 0 {
+                        if let Err(err) = self.end_line(Bytes::new()) {
+                            return self.fail(err);
+                        }
                     }
-                    self.buffer.extend_from_slice(b"\n");
+                    return self.dispatch().map(Ok);
                 }
             }
         }
@@ -94,34 +113,44 @@ where
     /// follow a failure are the same however the bytes were cut into chunks.
     fn fail(&mut self, err: UpstreamError) -> Option<Result<SseEvent, UpstreamError>> {
         self.done = true;
-        self.buffer.clear();
-        self.scanned = 0;
+        self.rest = Bytes::new();
+        self.line.clear();
+        self.small.clear();
+        self.line_bytes = 0;
         self.pending = SseEvent::default();
         Some(Err(err))
     }
 
-    /// Where the next complete line (CRLF, LF or CR ended) ends in `buffer`, and how long its
-    /// ending is. The line is read in place, then advanced past: a long `data:` line is copied
-    /// once, into the event.
-    fn next_line(&mut self) -> Option<(usize, usize)> {
-        let Some(found) = memchr::memchr2(b'\n', b'\r', &self.buffer[self.scanned..]) else {
-            self.scanned = self.buffer.len();
-            return None;
-        };
-        let end = self.scanned + found;
-        // A CR at the very end of the buffer may be the first half of a CRLF: look again when
-        // the next chunk arrives.
-        if self.buffer[end] == b'\r' && end + 1 == self.buffer.len() && !self.done {
-            self.scanned = end;
-            return None;
+    fn add_to_line(&mut self, piece: Bytes) {
+        const SMALL: usize = 4096;
+        self.line_bytes += piece.len();
+        if piece.len() < SMALL {
+            self.small.extend_from_slice(&piece);
+            return;
         }
-        let ending = if self.buffer[end] == b'\r' && self.buffer.get(end + 1) == Some(&b'\n') {
-            2
-        } else {
-            1
-        };
-        self.scanned = 0;
-        Some((end, ending))
+        if !self.small.is_empty() {
+            self.line.push(self.small.split().freeze());
+        }
+        self.line.push(piece);
+    }
+
+    /// The line ends with `last`: a field of the pending event, or (empty) the event's end.
+    fn end_line(&mut self, last: Bytes) -> Result<Option<SseEvent>, UpstreamError> {
+        self.add_to_line(last);
+        if !self.small.is_empty() {
+            self.line.push(self.small.split().freeze());
+        }
+        let length = std::mem::take(&mut self.line_bytes);
+        let line = std::mem::take(&mut self.line);
+        if length == 0 {
+            return Ok(self.dispatch());
+        }
+        self.pending_bytes += length;
+        if self.pending_bytes > self.max_event_bytes {
+            return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
+        }
+        field(&mut self.pending, &line, length);
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -132,40 +161,64 @@ where
     }
 }
 
-/// One field line into the event being read. Text that is not UTF-8 is read with replacement
-/// characters, as the SSE specification decodes a stream.
-fn field(pending: &mut SseEvent, line: &[u8]) {
-    if line.starts_with(b":") {
-        return; // a comment, used as keep-alive
+/// The longest field name the gateway reads (`retry`, `event`), and its colon.
+const LONGEST_NAME: usize = 6;
+
+/// One field line, `length` bytes in `pieces`, into the event being read. Text that is not
+/// UTF-8 is read with replacement characters, as the SSE specification decodes a stream.
+fn field(pending: &mut SseEvent, pieces: &[Bytes], length: usize) {
+    let head: Vec<u8> = pieces
+        .iter()
+        .flat_map(|piece| piece.iter().copied())
+        .take(LONGEST_NAME)
+        .collect();
+    let (name, mut start) = match memchr::memchr(b':', &head) {
+        Some(0) => return, // a comment, used as keep-alive
+        Some(colon) => (&head[..colon], colon + 1),
+        None if length == head.len() => (&head[..], length),
+        None => return, // a field the gateway does not read
+    };
+    if head.get(start) == Some(&b' ') || (start == LONGEST_NAME && starts_with_space(pieces, start))
+    {
+        start += 1;
     }
-    let (name, value) = match memchr::memchr(b':', line) {
-        Some(colon) => {
-            let value = &line[colon + 1..];
-            (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
-        }
-        None => (line, &b""[..]),
-    };
-    let value = match std::str::from_utf8(value) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(value),
-    };
+    let value = value_from(pieces, start, length);
     match name {
         b"data" => match &mut pending.data {
             Some(data) => {
                 data.push('\n');
                 data.push_str(&value);
             }
-            None => pending.data = Some(value.into_owned()),
+            None => pending.data = Some(value),
         },
-        b"event" => pending.event = Some(value.into_owned()),
-        b"id" if !value.contains('\0') => pending.id = Some(value.into_owned()),
+        b"event" => pending.event = Some(value),
+        b"id" if !value.contains('\0') => pending.id = Some(value),
         b"retry" => pending.retry = value.parse().ok(),
         _ => {}
     }
 }
 
+fn starts_with_space(pieces: &[Bytes], at: usize) -> bool {
+    pieces.iter().flat_map(|piece| piece.iter()).nth(at) == Some(&b' ')
+}
+
+/// The line's bytes from `start` on, as text: the one copy a `data:` line's bytes take.
+fn value_from(pieces: &[Bytes], start: usize, length: usize) -> String {
+    let mut value = Vec::with_capacity(length.saturating_sub(start));
+    let mut skip = start;
+    for piece in pieces {
+        let from = skip.min(piece.len());
+        value.extend_from_slice(&piece[from..]);
+        skip -= from;
+    }
+    String::from_utf8(value)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
 
     async fn parse(chunks: &[&str], max: usize) -> Vec<Result<SseEvent, String>> {
@@ -258,6 +311,50 @@ data: after
             .await;
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].as_ref().unwrap().text().len(), 4 << 20);
+    }
+
+    #[tokio::test]
+    async fn events_are_the_same_however_the_stream_is_cut() {
+        let stream = "event: message\r\nid: 7\ndata: {\"a\":\r\ndata:  \"\u{e9}\"}\r\r: keep\n\n\
+            retry: 1500\nid: 8\n\ndata\nunknown-field: x\ndata:x\r\n\r\ndata: last"
+            .as_bytes();
+        let cut = |size: usize| {
+            let chunks: Vec<Result<Bytes, String>> = stream
+                .chunks(size)
+                .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+                .collect();
+            events(futures::stream::iter(chunks), 1024)
+                .map(|event| event.map_err(|err| err.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let whole = cut(stream.len()).await;
+        assert_eq!(whole.len(), 4, "{whole:?}");
+        let first = whole[0].as_ref().unwrap();
+        assert_eq!(first.text(), "{\"a\":\n \"\u{e9}\"}");
+        assert_eq!((first.id.as_deref(), first.event.as_deref()), (Some("7"), Some("message")));
+        assert_eq!(whole[1].as_ref().unwrap().retry, Some(1500));
+        assert_eq!(whole[2].as_ref().unwrap().text(), "\nx");
+        assert_eq!(whole[3].as_ref().unwrap().text(), "last");
+        for size in 1..stream.len() {
+            assert_eq!(cut(size).await, whole, "cut every {size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_line_sent_a_byte_at_a_time_is_held_in_few_pieces() {
+        let line = format!("data: {}", "x".repeat(100_000));
+        let bytes = line
+            .into_bytes()
+            .into_iter()
+            .map(|byte| Ok::<_, String>(Bytes::copy_from_slice(&[byte])));
+        let mut parser = Parser::new(
+            futures::stream::iter(bytes).chain(futures::stream::pending()),
+            1 << 20,
+        );
+        // Every byte is ready: one poll reads them all, then waits for the line's end.
+        assert!(parser.next_event().now_or_never().is_none());
+        assert_eq!(parser.line_bytes, 100_006);
+        assert!(parser.line.len() <= 1, "{} pieces", parser.line.len());
     }
 
     #[tokio::test]
