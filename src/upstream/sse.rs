@@ -150,6 +150,11 @@ where
             return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
         }
         field(&mut self.pending, &line, length);
+        // Bytes that are not UTF-8 are read as U+FFFD, three bytes each: the data as read is
+        // bounded too.
+        if self.pending.text().len() > self.max_event_bytes {
+            return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
+        }
         Ok(None)
     }
 
@@ -275,6 +280,20 @@ mod tests {
         let endless = "x".repeat(100);
         let got = parse(&[&endless, &endless], 50).await;
         assert_eq!(got[0], Err(UpstreamError::EventTooLarge(50).to_string()));
+    }
+
+    #[tokio::test]
+    async fn data_that_outgrows_the_limit_when_read_as_utf8_is_too_large() {
+        // Found by the upstream_answer fuzz target: 40 bytes that are not UTF-8 read as 120.
+        let mut stream = b"data: ".to_vec();
+        stream.extend([0xab; 40]);
+        stream.extend(b"\n\n");
+        let chunks = vec![Ok::<_, String>(Bytes::from(stream))];
+        let got: Vec<_> = events(futures::stream::iter(chunks), 100).collect().await;
+        assert!(
+            matches!(got[..], [Err(UpstreamError::EventTooLarge(100))]),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]
