@@ -18,10 +18,13 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display,
 {
-    futures::stream::unfold(Parser::new(body, max_event_bytes), |mut parser| async move {
-        let item = parser.next_event().await?;
-        Some((item, parser))
-    })
+    futures::stream::unfold(
+        Parser::new(body, max_event_bytes),
+        |mut parser| async move {
+            let item = parser.next_event().await?;
+            Some((item, parser))
+        },
+    )
 }
 
 struct Parser<S> {
@@ -350,7 +353,10 @@ data: after
         assert_eq!(whole.len(), 4, "{whole:?}");
         let first = whole[0].as_ref().unwrap();
         assert_eq!(first.text(), "{\"a\":\n \"\u{e9}\"}");
-        assert_eq!((first.id.as_deref(), first.event.as_deref()), (Some("7"), Some("message")));
+        assert_eq!(
+            (first.id.as_deref(), first.event.as_deref()),
+            (Some("7"), Some("message"))
+        );
         assert_eq!(whole[1].as_ref().unwrap().retry, Some(1500));
         assert_eq!(whole[2].as_ref().unwrap().text(), "\nx");
         assert_eq!(whole[3].as_ref().unwrap().text(), "last");
