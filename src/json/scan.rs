@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 
+use serde_json::{Map, Value};
+
 use super::{Keys, StrictJsonError};
 
 /// serde_json refuses a value nested 128 deep; so does this, to accept exactly what it does.
@@ -70,6 +72,40 @@ impl<'t> Scan<'t> {
             None => return Err(self.error("EOF while parsing a value")),
         }
         Ok(&self.text[start..self.at])
+    }
+
+    /// Checks the next value and builds it, in the same pass: the value `super::parse` gives.
+    pub(crate) fn build(&mut self) -> Result<Value, StrictJsonError> {
+        match self.peek() {
+            Some(b'{') => {
+                let mut object = Map::new();
+                self.members(|key, scan| {
+                    object.insert(key.into_owned(), scan.build()?);
+                    Ok(())
+                })?;
+                Ok(Value::Object(object))
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                self.elements(|scan| {
+                    items.push(scan.build()?);
+                    Ok(())
+                })?;
+                Ok(Value::Array(items))
+            }
+            Some(b'"') => self.str().map(|text| Value::String(text.into_owned())),
+            _ => match self.value()? {
+                "null" => Ok(Value::Null),
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                // Checked just now: serde_json only converts it, exactly as `parse` does.
+                number => match number.parse::<u64>() {
+                    Ok(integer) => Ok(Value::from(integer)),
+                    Err(_) => serde_json::from_str(number)
+                        .map_err(|err| StrictJsonError::Syntax(err.to_string())),
+                },
+            },
+        }
     }
 
     /// Reads the object that must come next, calling `member` with each key in turn; `member`
@@ -378,10 +414,22 @@ mod tests {
 
     use super::*;
 
-    /// Both accept, or both refuse for the same kind of reason (the same key if repeated).
+    /// Both accept, or both refuse for the same kind of reason (the same key if repeated); what
+    /// both accept, both build alike.
     fn agree(text: &str) {
-        let parsed = super::super::parse(text.as_bytes()).map(drop);
+        let parsed = super::super::parse(text.as_bytes());
+        let mut scan = Scan::new(text);
+        let built = scan.build().and_then(|value| scan.end().map(|()| value));
+        if let (Ok(parsed), Ok(built)) = (&parsed, &built) {
+            assert_eq!(parsed, built, "{text:?}");
+        }
+        let parsed = parsed.map(drop);
         let scanned = check(text);
+        assert_eq!(
+            format!("{:?}", built.map(drop)),
+            format!("{scanned:?}"),
+            "{text:?}: built and checked differ"
+        );
         match (&parsed, &scanned) {
             (Ok(()), Ok(()))
             | (Err(StrictJsonError::Syntax(_)), Err(StrictJsonError::Syntax(_))) => {}

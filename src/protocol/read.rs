@@ -127,9 +127,9 @@ fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>,
     };
     scan.members(|key, scan| {
         match &*key {
-            "jsonrpc" => fields.jsonrpc = Some(parsed(scan)?),
-            "id" => fields.id = Some(parsed(scan)?),
-            "method" => fields.method = Some(parsed(scan)?),
+            "jsonrpc" => fields.jsonrpc = Some(scan.build()?),
+            "id" => fields.id = Some(scan.build()?),
+            "method" => fields.method = Some(scan.build()?),
             "params" if fields.is_tool_call() && scan.peek() == Some(b'{') => {
                 let (text, call) = tool_call(scan, keep)?;
                 fields.params = Some(text);
@@ -159,8 +159,8 @@ fn tool_call<'t>(
     let mut call = ToolCallFields::default();
     let text = scan.members(|key, scan| {
         match &*key {
-            "name" => call.name = Some(parsed(scan)?),
-            "arguments" => call.arguments = Some(parsed(scan)?),
+            "name" => call.name = Some(scan.build()?),
+            "arguments" => call.arguments = Some(scan.build()?),
             _ => call
                 .others
                 .push((key.into_owned(), keep.kept(scan.value()?))),
@@ -175,19 +175,6 @@ struct ToolCallFields {
     name: Option<Value>,
     arguments: Option<Value>,
     others: Members,
-}
-
-/// The next value, which policy reads, as a value. Its text was just checked: serde_json only
-/// builds it, and the common kinds here (a plain string, a positive integer id) not even that.
-fn parsed(scan: &mut Scan<'_>) -> Result<Value, StrictJsonError> {
-    if scan.peek() == Some(b'"') {
-        return scan.str().map(|text| Value::String(text.into_owned()));
-    }
-    let text = scan.value()?;
-    if let Ok(integer) = text.parse::<u64>() {
-        return Ok(Value::from(integer));
-    }
-    serde_json::from_str(text).map_err(|err| StrictJsonError::Syntax(err.to_string()))
 }
 
 pub(super) fn classify(fields: Fields<'_>) -> Result<Message, MessageError> {
