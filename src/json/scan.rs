@@ -136,14 +136,8 @@ impl<'t> Scan<'t> {
                 None => return Err(self.error("EOF while parsing an object")),
             }
             member(key, self)?;
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => return self.close(start),
-                Some(_) => return Err(self.error("expected `,` or `}`")),
-                None => return Err(self.error("EOF while parsing an object")),
-            }
-            if self.peek() == Some(b'}') {
-                return Err(self.error("trailing comma"));
+            if self.comma_or(b'}', "expected `,` or `}`", "EOF while parsing an object")? {
+                return self.close(start);
             }
         }
     }
@@ -161,15 +155,24 @@ impl<'t> Scan<'t> {
         }
         loop {
             element(self)?;
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => return self.close(start),
-                Some(_) => return Err(self.error("expected `,` or `]`")),
-                None => return Err(self.error("EOF while parsing a list")),
+            if self.comma_or(b']', "expected `,` or `]`", "EOF while parsing a list")? {
+                return self.close(start);
             }
-            if self.peek() == Some(b']') {
-                return Err(self.error("trailing comma"));
-            }
+        }
+    }
+
+    /// After a member or an item: a comma and more to come (JSON has no trailing comma), or
+    /// the closing bracket (`true`).
+    fn comma_or(&mut self, close: u8, expected: &str, eof: &str) -> Result<bool, StrictJsonError> {
+        match self.peek() {
+            Some(b',') => self.at += 1,
+            Some(byte) if byte == close => return Ok(true),
+            Some(_) => return Err(self.error(expected)),
+            None => return Err(self.error(eof)),
+        }
+        match self.peek() == Some(close) {
+            true => Err(self.error("trailing comma")),
+            false => Ok(false),
         }
     }
 
