@@ -492,7 +492,8 @@ const MAX_EVENT_BYTES: usize = 1024;
 /// first byte, which picks a chunk size of 1 to 64) as an SSE stream cut into chunks.
 ///
 /// - the strict upstream reader accepts only strict JSON objects, and relays canonically: what
-///   the gateway writes parses to the value received; a message is a request, a notification or
+///   the gateway writes parses to the value received, and a body relayed as it came is exactly
+///   what the gateway would write; a message is a request, a notification or
 ///   a response, never two;
 /// - a `tools/list` answer, once filtered, shows no other tool than the one kept to a client that
 ///   reads member names in any letter case, and still reads strictly;
@@ -531,9 +532,15 @@ fn sse_events(stream: &[u8], chunk: usize) -> Vec<Result<String, String>> {
 }
 
 fn upstream_message(data: &[u8]) {
-    let Ok(mut message) = from_upstream::read_message(&Bytes::copy_from_slice(data)) else {
+    let body = Bytes::copy_from_slice(data);
+    let Ok(mut message) = from_upstream::read_message(&body) else {
         return;
     };
+    assert_eq!(
+        message.to_bytes_from(&body),
+        message.to_bytes(),
+        "an answer relayed as it came is not what the gateway writes"
+    );
     let received =
         json::parse(data).expect("the upstream reader accepted what json::parse refuses");
     assert!(received.is_object(), "a message that is not an object");

@@ -129,7 +129,7 @@ impl Answers {
         if let Some(filter) = &self.filter {
             filter.apply(&mut message)?;
         }
-        Ok(message.to_bytes())
+        Ok(message.to_bytes_from(data))
     }
 
     fn event(&self, mut event: SseEvent) -> Result<Relayed, UpstreamError> {

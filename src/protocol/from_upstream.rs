@@ -163,6 +163,42 @@ mod tests {
         super::read_message(&Bytes::copy_from_slice(data))
     }
 
+    #[test]
+    fn an_answer_written_as_the_gateway_writes_it_is_relayed_as_it_came() {
+        let canonical = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
+        );
+        let answer = super::read_message(&canonical).unwrap();
+        let relayed = answer.to_bytes_from(&canonical);
+        assert_eq!(relayed.as_ptr(), canonical.as_ptr(), "copied, not relayed");
+        assert_eq!(relayed, answer.to_bytes());
+        for other in [
+            r#"{"jsonrpc": "2.0", "id": 7, "result": {}}"#,
+            r#"{"id":7,"jsonrpc":"2.0","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{}} "#,
+            r#"{"jsonrpc":"2\u002e0","id":7,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":"\u0037","result":{}}"#,
+        ] {
+            let body = Bytes::from(other);
+            let answer = super::read_message(&body).unwrap();
+            let relayed = answer.to_bytes_from(&body);
+            assert_eq!(relayed, answer.to_bytes(), "{other}");
+            assert_ne!(relayed, body, "{other}");
+        }
+        let list = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"b"}]}}"#,
+        );
+        let mut answer = super::read_message(&list).unwrap();
+        let mut tools = ToolList::of(&answer).unwrap().unwrap();
+        tools.retain(|name| name == "a");
+        tools.write_into(&mut answer);
+        let relayed = answer.to_bytes_from(&list);
+        assert_eq!(
+            &relayed[..],
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}"#
+        );
+    }
+
     fn refused(text: &str) -> bool {
         read_message(text.as_bytes()).is_err()
     }

@@ -231,7 +231,7 @@ impl Message {
     }
 
     /// The message as the upstream reads it.
-    pub fn to_bytes(&self) -> bytes::Bytes {
+    pub fn to_bytes(&self) -> Bytes {
         // Sized for the members kept as they came (a result can be megabytes): one allocation.
         let kept: usize = self
             .others
@@ -239,40 +239,114 @@ impl Message {
             .map(|(key, kept)| key.len() + kept.as_bytes().len() + 4)
             .sum();
         let mut out = Vec::with_capacity(128 + kept);
-        out.extend_from_slice(br#"{"jsonrpc":"2.0""#);
+        self.write(&mut out);
+        out.into()
+    }
+
+    /// [`Self::to_bytes`] for a message read from `body`: `body` itself when it is, byte for
+    /// byte, what would be written (an upstream that writes compact JSON in JSON-RPC's member
+    /// order: a large answer is then relayed without being copied), else the message written.
+    pub fn to_bytes_from(&self, body: &Bytes) -> Bytes {
+        let mut same = SameAs {
+            body,
+            at: 0,
+            same: true,
+        };
+        self.write(&mut same);
+        match same.same && same.at == body.len() {
+            true => body.clone(),
+            false => self.to_bytes(),
+        }
+    }
+
+    fn write(&self, out: &mut impl Sink) {
+        out.bytes(br#"{"jsonrpc":"2.0""#);
         if let Some(id) = &self.id {
-            write_member(&mut out, "id", id);
+            write_member(out, "id", id);
         }
         if let Some(method) = &self.method {
-            write_member(&mut out, "method", method);
+            write_member(out, "method", method);
         }
         if let Some(params) = &self.params {
-            out.extend_from_slice(br#","params":"#);
-            params.write(&mut out);
+            out.bytes(br#","params":"#);
+            params.write(out);
         }
-        write_members(&mut out, &self.others);
-        out.push(b'}');
-        out.into()
+        write_members(out, &self.others);
+        out.bytes(b"}");
+    }
+}
+
+/// Where a message is written: the bytes the gateway writes, and the members kept as they came.
+trait Sink: std::io::Write {
+    fn bytes(&mut self, bytes: &[u8]);
+    fn kept(&mut self, kept: &Kept);
+}
+
+impl Sink for Vec<u8> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+
+    fn kept(&mut self, kept: &Kept) {
+        self.extend_from_slice(kept.as_bytes());
+    }
+}
+
+/// Compares what a message would be written as with the body it was read from, writing
+/// nothing. A member kept as a slice of that body at the very place it would be written is the
+/// same bytes without being compared.
+struct SameAs<'b> {
+    body: &'b Bytes,
+    at: usize,
+    same: bool,
+}
+
+impl Sink for SameAs<'_> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        self.same &= self.body.get(self.at..end) == Some(bytes);
+        self.at = end;
+    }
+
+    fn kept(&mut self, kept: &Kept) {
+        let kept = kept.as_bytes();
+        let in_place = std::ptr::eq(kept.as_ptr(), self.body.as_ptr().wrapping_add(self.at))
+            && self.at + kept.len() <= self.body.len();
+        match in_place {
+            true => self.at += kept.len(),
+            false => self.bytes(kept),
+        }
+    }
+}
+
+impl std::io::Write for SameAs<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
 impl Params {
     /// As forwarded: what policy read from its values, the rest as it came.
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write(&self, out: &mut impl Sink) {
         match self {
-            Params::Other(kept) => out.extend_from_slice(kept.as_bytes()),
+            Params::Other(kept) => out.kept(kept),
             Params::ToolCall {
                 name,
                 arguments,
                 others,
             } => {
-                out.extend_from_slice(br#"{"name":"#);
+                out.bytes(br#"{"name":"#);
                 write_json(out, name);
                 if let Some(arguments) = arguments {
                     write_member(out, "arguments", arguments);
                 }
                 write_members(out, others);
-                out.push(b'}');
+                out.bytes(b"}");
             }
         }
     }
@@ -306,24 +380,24 @@ fn parse_checked(kept: &Kept) -> Value {
     serde_json::from_slice(kept.as_bytes()).unwrap_or(Value::Null)
 }
 
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut impl Sink, value: &T) {
     serde_json::to_writer(out, value).expect("JSON values and strings serialise");
 }
 
-fn write_member<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
+fn write_member<T: serde::Serialize + ?Sized>(out: &mut impl Sink, key: &str, value: &T) {
     write_key(out, key);
     write_json(out, value);
 }
 
-fn write_members(out: &mut Vec<u8>, members: &Members) {
+fn write_members(out: &mut impl Sink, members: &Members) {
     for (key, kept) in members {
         write_key(out, key);
-        out.extend_from_slice(kept.as_bytes());
+        out.kept(kept);
     }
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) {
-    out.push(b',');
+fn write_key(out: &mut impl Sink, key: &str) {
+    out.bytes(b",");
     write_json(out, key);
-    out.push(b':');
+    out.bytes(b":");
 }
