@@ -169,25 +169,26 @@ where
     }
 }
 
-/// The longest field name the gateway reads (`retry`, `event`), and its colon.
-const LONGEST_NAME: usize = 6;
+/// A line's first bytes: the longest field name the gateway reads (`retry`, `event`), its colon
+/// and the space that may follow.
+const HEAD: usize = 7;
 
 /// One field line, `length` bytes in `pieces`, into the event being read. Text that is not
 /// UTF-8 is read with replacement characters, as the SSE specification decodes a stream.
 fn field(pending: &mut SseEvent, pieces: &[Bytes], length: usize) {
-    let head: Vec<u8> = pieces
-        .iter()
-        .flat_map(|piece| piece.iter().copied())
-        .take(LONGEST_NAME)
-        .collect();
-    let (name, mut start) = match memchr::memchr(b':', &head) {
+    let mut head = [0; HEAD];
+    let bytes = pieces.iter().flat_map(|piece| piece.iter());
+    for (slot, byte) in head.iter_mut().zip(bytes) {
+        *slot = *byte;
+    }
+    let head = &head[..length.min(HEAD)];
+    let (name, mut start) = match memchr::memchr(b':', head) {
         Some(0) => return, // a comment, used as keep-alive
         Some(colon) => (&head[..colon], colon + 1),
-        None if length == head.len() => (&head[..], length),
+        None if length == head.len() => (head, length),
         None => return, // a field the gateway does not read
     };
-    if head.get(start) == Some(&b' ') || (start == LONGEST_NAME && starts_with_space(pieces, start))
-    {
+    if head.get(start) == Some(&b' ') {
         start += 1;
     }
     let value = value_from(pieces, start, length);
@@ -204,10 +205,6 @@ fn field(pending: &mut SseEvent, pieces: &[Bytes], length: usize) {
         b"retry" => pending.retry = value.parse().ok(),
         _ => {}
     }
-}
-
-fn starts_with_space(pieces: &[Bytes], at: usize) -> bool {
-    pieces.iter().flat_map(|piece| piece.iter()).nth(at) == Some(&b' ')
 }
 
 /// The line's bytes from `start` on, as text: the one copy a `data:` line's bytes take.
