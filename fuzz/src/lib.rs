@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use futures::StreamExt;
 use mcpgate::json::{self, StrictJsonError};
 use mcpgate::policy::{Call, CompiledPolicy, Decision};
@@ -525,7 +526,7 @@ fn sse_events(stream: &[u8], chunk: usize) -> Vec<Result<String, String>> {
         .collect();
     let events = sse::events(futures::stream::iter(chunks), MAX_EVENT_BYTES).map(|event| {
         event
-            .map(|e| e.data.unwrap_or_default())
+            .map(|e| e.data.map(String::from).unwrap_or_default())
             .map_err(|e| e.to_string())
     });
     futures::executor::block_on(events.collect())
@@ -541,6 +542,15 @@ fn upstream_message(data: &[u8]) {
         message.to_bytes(),
         "an answer relayed as it came is not what the gateway writes"
     );
+    if let Ok(text) = std::str::from_utf8(data) {
+        let text = ByteString::from(text);
+        let event = from_upstream::read_message_text(&text).expect("read as text, it is refused");
+        assert_eq!(
+            event.to_text_from(&text).as_bytes(),
+            &message.to_bytes(),
+            "an event relayed as it came is not what the gateway writes"
+        );
+    }
     let received =
         json::parse(data).expect("the upstream reader accepted what json::parse refuses");
     assert!(received.is_object(), "a message that is not an object");

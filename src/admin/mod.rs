@@ -166,7 +166,7 @@ async fn events(State(gateway): State<Arc<Gateway>>) -> Response {
         let data = serde_json::to_string(&approval).ok()?;
         Some(SseEvent {
             event: Some("approval".into()),
-            data: Some(data),
+            data: Some(data.into()),
             ..SseEvent::default()
         })
     });

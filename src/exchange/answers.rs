@@ -133,10 +133,11 @@ impl Answers {
     }
 
     fn event(&self, mut event: SseEvent) -> Result<Relayed, UpstreamError> {
-        if event.text().is_empty() {
-            return Ok(Relayed::Message(event)); // a resumption primer (2025-11-25)
-        }
-        let mut message = read_message_text(event.text()).map_err(UpstreamError::Unrelayable)?;
+        let data = match &event.data {
+            Some(data) if !data.is_empty() => data,
+            _ => return Ok(Relayed::Message(event)), // a resumption primer (2025-11-25)
+        };
+        let mut message = read_message_text(data).map_err(UpstreamError::Unrelayable)?;
         let is_answer = message.kind == Kind::Response;
         if is_answer {
             match &self.id {
@@ -153,10 +154,7 @@ impl Answers {
                 }
             }
         }
-        event.data = Some(
-            String::from_utf8(Vec::from(message.to_bytes()))
-                .expect("the gateway writes JSON as UTF-8"),
-        );
+        event.data = Some(message.to_text_from(data));
         // A resumed answer does not end the session's stream.
         Ok(match is_answer && self.id.is_some() {
             true => Relayed::Answer(event),

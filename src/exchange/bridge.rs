@@ -384,7 +384,7 @@ fn with_client_id(outcome: Outcome, own: &Value, client: Option<&Value>) -> Outc
             item.map(|mut event| {
                 if event.text().contains(&own_text) {
                     if let Some(answer) = renamed(event.text().as_bytes()) {
-                        event.data = Some(answer.to_string());
+                        event.data = Some(answer.to_string().into());
                     }
                 }
                 event
@@ -409,7 +409,7 @@ fn completed(messages: Messages, method: &str) -> Messages {
         item.map(|mut event| {
             if event.text().contains("\"result\"") {
                 let body = complete(event.text().as_bytes(), &method);
-                event.data = Some(String::from_utf8_lossy(&body).into_owned());
+                event.data = Some(String::from_utf8_lossy(&body).into_owned().into());
             }
             event
         })

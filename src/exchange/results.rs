@@ -54,7 +54,7 @@ pub(super) fn apply(
             let mut event = event?;
             if !event.text().is_empty() && !peek::is_request_or_notification(event.text()) {
                 let treated = treat(&rules, event.text().as_bytes(), &audit)?;
-                event.data = Some(String::from_utf8_lossy(&treated).into_owned());
+                event.data = Some(String::from_utf8_lossy(&treated).into_owned().into());
             }
             Ok::<_, ExchangeError>(event)
         }))),

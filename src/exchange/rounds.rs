@@ -256,7 +256,7 @@ impl Watch {
     fn answer(&self, mut event: SseEvent, mut message: Value) -> SseEvent {
         if message["id"] != self.answer_as {
             message["id"] = self.answer_as.clone();
-            event.data = Some(message.to_string());
+            event.data = Some(message.to_string().into());
         }
         event
     }

@@ -15,6 +15,7 @@
 //! exchange; this module only says what a message is.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde_json::{Map, Value};
 
 use super::message::{member, Kept, Kind, Message, MessageError};
@@ -29,8 +30,8 @@ pub fn read_message(body: &Bytes) -> Result<Message, MessageError> {
 }
 
 /// [`read_message`] for text already known to be UTF-8 (an SSE event's data).
-pub fn read_message_text(text: &str) -> Result<Message, MessageError> {
-    read(text, Keep::Copy)
+pub fn read_message_text(text: &ByteString) -> Result<Message, MessageError> {
+    read(text, Keep::Share(text.as_bytes()))
 }
 
 fn read<'t>(text: &'t str, keep: Keep<'t>) -> Result<Message, MessageError> {

@@ -10,6 +10,7 @@
 //! another upstream: a duplicate key, the one thing JSON parsers disagree on, is refused anywhere.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde_json::Value;
 
 use crate::json::scan::Scan;
@@ -247,16 +248,31 @@ impl Message {
     /// byte, what would be written (an upstream that writes compact JSON in JSON-RPC's member
     /// order: a large answer is then relayed without being copied), else the message written.
     pub fn to_bytes_from(&self, body: &Bytes) -> Bytes {
+        match self.written_as(body) {
+            true => body.clone(),
+            false => self.to_bytes(),
+        }
+    }
+
+    /// [`Self::to_bytes_from`] as text (an SSE event's data).
+    pub fn to_text_from(&self, text: &ByteString) -> ByteString {
+        match self.written_as(text.as_bytes()) {
+            true => text.clone(),
+            false => {
+                ByteString::try_from(self.to_bytes()).expect("the gateway writes JSON as UTF-8")
+            }
+        }
+    }
+
+    /// Would this message be written as exactly `body`?
+    fn written_as(&self, body: &Bytes) -> bool {
         let mut same = SameAs {
             body,
             at: 0,
             same: true,
         };
         self.write(&mut same);
-        match same.same && same.at == body.len() {
-            true => body.clone(),
-            false => self.to_bytes(),
-        }
+        same.same && same.at == body.len()
     }
 
     fn write(&self, out: &mut impl Sink) {

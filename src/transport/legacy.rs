@@ -114,7 +114,7 @@ pub async fn open(State(streams): State<Streams>, request: Request) -> Response 
     streams.open.insert(id.clone(), stream);
     let endpoint = SseEvent {
         event: Some("endpoint".into()),
-        data: Some(format!("{MESSAGE_PATH}?sessionId={id}")),
+        data: Some(format!("{MESSAGE_PATH}?sessionId={id}").into()),
         ..SseEvent::default()
     };
     let closed = Closed { streams, id };

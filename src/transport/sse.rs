@@ -46,7 +46,7 @@ where
     S: Stream<Item = SseEvent> + Send + 'static,
 {
     let body = KeepAlive {
-        events: Box::pin(events.map(|event| event.encode())),
+        events: Box::pin(events.flat_map(|event| futures::stream::iter(event.encode()))),
         idle: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
     };
     let mut response = Response::new(Body::from_stream(body.map(Ok::<_, Infallible>)));

@@ -23,7 +23,7 @@ pub async fn await_answer<E: From<UpstreamError>>(
         while let Some(event) = events.next().await {
             let event = event?;
             if peek::is_answer_to(event.text(), id) {
-                return Ok(event.data.unwrap_or_default());
+                return Ok(event.data.unwrap_or_default().into());
             }
         }
         Err(UpstreamError::StreamEndedEarly.into())

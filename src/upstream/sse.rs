@@ -3,7 +3,8 @@
 //! Written here rather than taken from a crate because the gateway must bound every event
 //! (`--max-event-bytes`): an upstream that never ends an event must not grow the gateway's memory.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
 use futures::{Stream, StreamExt};
 
 use super::UpstreamError;
@@ -40,7 +41,7 @@ struct Parser<S> {
     line_bytes: usize,
     /// The last line ended with a CR: an LF right after it is the rest of a CRLF, not a line.
     after_cr: bool,
-    pending: SseEvent,
+    pending: Pending,
     pending_bytes: usize,
     max_event_bytes: usize,
     done: bool,
@@ -59,7 +60,7 @@ where
             small: BytesMut::new(),
             line_bytes: 0,
             after_cr: false,
-            pending: SseEvent::default(),
+            pending: Pending::default(),
             pending_bytes: 0,
             max_event_bytes,
             done: false,
@@ -106,7 +107,7 @@ where
                             return self.fail(err);
                         }
                     }
-                    return self.dispatch().map(Ok);
+                    return self.dispatch().transpose();
                 }
             }
         }
@@ -120,7 +121,7 @@ where
         self.line.clear();
         self.small.clear();
         self.line_bytes = 0;
-        self.pending = SseEvent::default();
+        self.pending = Pending::default();
         Some(Err(err))
     }
 
@@ -139,85 +140,133 @@ where
 
     /// The line ends with `last`: a field of the pending event, or (empty) the event's end.
     fn end_line(&mut self, last: Bytes) -> Result<Option<SseEvent>, UpstreamError> {
-        self.add_to_line(last);
-        if !self.small.is_empty() {
-            self.line.push(self.small.split().freeze());
-        }
-        let length = std::mem::take(&mut self.line_bytes);
-        let line = std::mem::take(&mut self.line);
+        // A line that came whole in one chunk is held as a slice of that chunk, not copied.
+        let line = match self.line.is_empty() && self.small.is_empty() {
+            true => vec![last],
+            false => {
+                self.add_to_line(last);
+                if !self.small.is_empty() {
+                    self.line.push(self.small.split().freeze());
+                }
+                std::mem::take(&mut self.line)
+            }
+        };
+        let length = line.iter().map(Bytes::len).sum();
+        self.line_bytes = 0;
         if length == 0 {
-            return Ok(self.dispatch());
+            return self.dispatch();
         }
         self.pending_bytes += length;
         if self.pending_bytes > self.max_event_bytes {
             return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
         }
-        field(&mut self.pending, &line, length);
-        // Bytes that are not UTF-8 are read as U+FFFD, three bytes each: the data as read is
-        // bounded too.
-        if self.pending.text().len() > self.max_event_bytes {
-            return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
-        }
+        self.pending.field(&line, length);
         Ok(None)
     }
 
-    fn dispatch(&mut self) -> Option<SseEvent> {
+    fn dispatch(&mut self) -> Result<Option<SseEvent>, UpstreamError> {
         self.pending_bytes = 0;
-        let event = std::mem::take(&mut self.pending);
+        let pending = std::mem::take(&mut self.pending);
+        let data = pending.data.map(|lines| text(join(lines)));
+        // Bytes that are not UTF-8 are read as U+FFFD, three bytes each: the data as read is
+        // bounded too.
+        if data
+            .as_ref()
+            .is_some_and(|data| data.len() > self.max_event_bytes)
+        {
+            return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
+        }
+        let event = SseEvent {
+            id: pending.id,
+            event: pending.event,
+            data,
+            retry: pending.retry,
+        };
         // An id-only event primes resumption (2025-11-25); relay it so the client keeps the id.
-        (event.data.is_some() || event.id.is_some()).then_some(event)
+        Ok((event.data.is_some() || event.id.is_some()).then_some(event))
     }
+}
+
+/// The event being read: its data lines are read as text once, joined, when it ends.
+#[derive(Default)]
+struct Pending {
+    id: Option<String>,
+    event: Option<String>,
+    /// `None` until a `data:` line comes.
+    data: Option<Vec<Bytes>>,
+    retry: Option<u64>,
 }
 
 /// A line's first bytes: the longest field name the gateway reads (`retry`, `event`), its colon
 /// and the space that may follow.
 const HEAD: usize = 7;
 
-/// One field line, `length` bytes in `pieces`, into the event being read. Text that is not
-/// UTF-8 is read with replacement characters, as the SSE specification decodes a stream.
-fn field(pending: &mut SseEvent, pieces: &[Bytes], length: usize) {
-    let mut head = [0; HEAD];
-    let bytes = pieces.iter().flat_map(|piece| piece.iter());
-    for (slot, byte) in head.iter_mut().zip(bytes) {
-        *slot = *byte;
-    }
-    let head = &head[..length.min(HEAD)];
-    let (name, mut start) = match memchr::memchr(b':', head) {
-        Some(0) => return, // a comment, used as keep-alive
-        Some(colon) => (&head[..colon], colon + 1),
-        None if length == head.len() => (head, length),
-        None => return, // a field the gateway does not read
-    };
-    if head.get(start) == Some(&b' ') {
-        start += 1;
-    }
-    let value = value_from(pieces, start, length);
-    match name {
-        b"data" => match &mut pending.data {
-            Some(data) => {
-                data.push('\n');
-                data.push_str(&value);
-            }
-            None => pending.data = Some(value),
-        },
-        b"event" => pending.event = Some(value),
-        b"id" if !value.contains('\0') => pending.id = Some(value),
-        b"retry" => pending.retry = value.parse().ok(),
-        _ => {}
+impl Pending {
+    /// One field line, `length` bytes in `pieces`, into the event.
+    fn field(&mut self, pieces: &[Bytes], length: usize) {
+        let mut head = [0; HEAD];
+        let bytes = pieces.iter().flat_map(|piece| piece.iter());
+        for (slot, byte) in head.iter_mut().zip(bytes) {
+            *slot = *byte;
+        }
+        let head = &head[..length.min(HEAD)];
+        let (name, mut start) = match memchr::memchr(b':', head) {
+            Some(0) => return, // a comment, used as keep-alive
+            Some(colon) => (&head[..colon], colon + 1),
+            None if length == head.len() => (head, length),
+            None => return, // a field the gateway does not read
+        };
+        if head.get(start) == Some(&b' ') {
+            start += 1;
+        }
+        let value = value_from(pieces, start, length);
+        match name {
+            b"data" => self.data.get_or_insert_with(Vec::new).push(value),
+            b"event" => self.event = Some(text(value).into()),
+            b"id" if !value.contains(&0) => self.id = Some(text(value).into()),
+            b"retry" => self.retry = text(value).parse().ok(),
+            _ => {}
+        }
     }
 }
 
-/// The line's bytes from `start` on, as text: the one copy a `data:` line's bytes take.
-fn value_from(pieces: &[Bytes], start: usize, length: usize) -> String {
-    let mut value = Vec::with_capacity(length.saturating_sub(start));
+/// The line's bytes from `start` on: a slice of the line when it came in one piece, else the
+/// one copy a long `data:` line's bytes take.
+fn value_from(pieces: &[Bytes], start: usize, length: usize) -> Bytes {
+    if let [piece] = pieces {
+        return piece.slice(start..);
+    }
+    let mut value = BytesMut::with_capacity(length.saturating_sub(start));
     let mut skip = start;
     for piece in pieces {
         let from = skip.min(piece.len());
         value.extend_from_slice(&piece[from..]);
         skip -= from;
     }
-    String::from_utf8(value)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    value.freeze()
+}
+
+/// An event's data lines as one value, joined by LF.
+fn join(mut lines: Vec<Bytes>) -> Bytes {
+    if lines.len() == 1 {
+        return lines.pop().unwrap_or_default();
+    }
+    let length = lines.iter().map(Bytes::len).sum::<usize>() + lines.len().saturating_sub(1);
+    let mut joined = BytesMut::with_capacity(length);
+    for (at, line) in lines.iter().enumerate() {
+        if at > 0 {
+            joined.put_u8(b'\n');
+        }
+        joined.put_slice(line);
+    }
+    joined.freeze()
+}
+
+/// Bytes as text; what is not UTF-8 is read with replacement characters, as the SSE
+/// specification decodes a stream.
+fn text(bytes: Bytes) -> ByteString {
+    ByteString::try_from(bytes.clone())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned().into())
 }
 
 #[cfg(test)]
@@ -377,6 +426,18 @@ data: after
         assert!(parser.next_event().now_or_never().is_none());
         assert_eq!(parser.line_bytes, 100_006);
         assert!(parser.line.len() <= 1, "{} pieces", parser.line.len());
+    }
+
+    #[tokio::test]
+    async fn data_that_came_in_one_chunk_is_that_chunk_not_a_copy() {
+        let chunk = Bytes::from(format!("data: {}\n\n", "x".repeat(100_000)));
+        let chunks = vec![Ok::<_, String>(chunk.clone())];
+        let got: Vec<_> = events(futures::stream::iter(chunks), 1 << 20)
+            .collect()
+            .await;
+        let data = got[0].as_ref().unwrap().data.as_ref().unwrap();
+        assert_eq!(data.len(), 100_000);
+        assert_eq!(data.as_ptr(), chunk[6..].as_ptr());
     }
 
     #[tokio::test]
