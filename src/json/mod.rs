@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 pub mod scan;
 
@@ -196,7 +197,8 @@ impl<'de> Visitor<'de> for StrictValue {
 #[derive(Default)]
 pub(crate) struct Keys<'de> {
     /// Each with whether it is ASCII, which most keys are: two such compare without folding.
-    few: Vec<(Cow<'de, str>, bool)>,
+    /// Held in place: most objects cost no allocation for their keys.
+    few: SmallVec<[(Cow<'de, str>, bool); Keys::FEW]>,
     many: HashSet<String>,
 }
 

@@ -94,7 +94,8 @@ impl Keep<'_> {
 /// A message's members, read strictly but not yet classified.
 pub(super) struct Fields<'t> {
     keep: Keep<'t>,
-    jsonrpc: Option<Value>,
+    /// Whether `jsonrpc` is "2.0" (`None`: absent), read without building a value.
+    jsonrpc: Option<bool>,
     id: Option<Value>,
     method: Option<Value>,
     params: Option<&'t str>,
@@ -127,7 +128,7 @@ fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>,
     };
     scan.members(|key, scan| {
         match &*key {
-            "jsonrpc" => fields.jsonrpc = Some(scan.build()?),
+            "jsonrpc" => fields.jsonrpc = Some(is_version_2(scan)?),
             "id" => fields.id = Some(scan.build()?),
             "method" => fields.method = Some(scan.build()?),
             "params" if fields.is_tool_call() && scan.peek() == Some(b'{') => {
@@ -149,6 +150,13 @@ fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>,
         }
     }
     Ok(Some(fields))
+}
+
+fn is_version_2(scan: &mut Scan<'_>) -> Result<bool, StrictJsonError> {
+    match scan.peek() {
+        Some(b'"') => Ok(scan.str()? == "2.0"),
+        _ => scan.value().map(|_| false),
+    }
 }
 
 /// `params` of a `tools/call`: the object's text, and its members.
@@ -179,7 +187,7 @@ struct ToolCallFields {
 
 pub(super) fn classify(fields: Fields<'_>) -> Result<Message, MessageError> {
     refuse_case_variants(&fields.others, &ENVELOPE, MessageError::Invalid)?;
-    if fields.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
+    if fields.jsonrpc != Some(true) {
         return Err(MessageError::Invalid(r#""jsonrpc" must be "2.0""#.into()));
     }
     if let Some(id) = &fields.id {
@@ -318,6 +326,8 @@ mod tests {
         assert_eq!(note.kind, Kind::Notification);
         let response = single(r#"{"jsonrpc":"2.0","id":"e1","result":{}}"#).unwrap();
         assert_eq!(response.kind, Kind::Response);
+        let escaped = single(r#"{"jsonrpc":"2\u002e0","id":2,"method":"ping"}"#).unwrap();
+        assert_eq!(escaped.method(), Some("ping"));
     }
 
     #[test]
@@ -325,6 +335,8 @@ mod tests {
         for text in [
             r#"{"id":1,"method":"x"}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
+            r#"{"jsonrpc":2.0,"id":1,"method":"x"}"#,
+            r#"{"jsonrpc":["2.0"],"id":1,"method":"x"}"#,
             r#"{"jsonrpc":"2.0","id":null,"method":"x"}"#,
             r#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
