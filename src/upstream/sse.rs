@@ -141,14 +141,16 @@ where
     /// The line ends with `last`: a field of the pending event, or (empty) the event's end.
     fn end_line(&mut self, last: Bytes) -> Result<Option<SseEvent>, UpstreamError> {
         // A line that came whole in one chunk is held as a slice of that chunk, not copied.
+        let pieces;
         let line = match self.line.is_empty() && self.small.is_empty() {
-            true => vec![last],
+            true => std::slice::from_ref(&last),
             false => {
                 self.add_to_line(last);
                 if !self.small.is_empty() {
                     self.line.push(self.small.split().freeze());
                 }
-                std::mem::take(&mut self.line)
+                pieces = std::mem::take(&mut self.line);
+                &pieces[..]
             }
         };
         let length = line.iter().map(Bytes::len).sum();
@@ -160,7 +162,7 @@ where
         if self.pending_bytes > self.max_event_bytes {
             return Err(UpstreamError::EventTooLarge(self.max_event_bytes));
         }
-        self.pending.field(&line, length);
+        self.pending.field(line, length);
         Ok(None)
     }
 
