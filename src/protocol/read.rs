@@ -6,6 +6,8 @@
 //! text and never built into a value the gateway does not read. Names that only differ in letter
 //! case from ones the gateway reads are refused here too.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -89,6 +91,15 @@ impl Keep<'_> {
             Keep::Share(body) => Kept::shared(body, text),
         }
     }
+
+    /// A member the gateway does not read: its key, and its value kept as text.
+    fn member(
+        self,
+        key: Cow<'_, str>,
+        scan: &mut Scan<'_>,
+    ) -> Result<(String, Kept), StrictJsonError> {
+        Ok((key.into_owned(), self.kept(scan.value()?)))
+    }
 }
 
 /// A message's members, read strictly but not yet classified.
@@ -137,9 +148,7 @@ fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>,
                 fields.tool_call = Some(call);
             }
             "params" => fields.params = Some(scan.value()?),
-            _ => fields
-                .others
-                .push((key.into_owned(), keep.kept(scan.value()?))),
+            _ => fields.others.push(keep.member(key, scan)?),
         }
         Ok(())
     })?;
@@ -152,6 +161,7 @@ fn fields<'t>(scan: &mut Scan<'t>, keep: Keep<'t>) -> Result<Option<Fields<'t>>,
     Ok(Some(fields))
 }
 
+/// Is the value that comes next the string "2.0"? Read strictly, built only if escaped.
 fn is_version_2(scan: &mut Scan<'_>) -> Result<bool, StrictJsonError> {
     match scan.peek() {
         Some(b'"') => Ok(scan.str()? == "2.0"),
@@ -169,9 +179,7 @@ fn tool_call<'t>(
         match &*key {
             "name" => call.name = Some(scan.build()?),
             "arguments" => call.arguments = Some(scan.build()?),
-            _ => call
-                .others
-                .push((key.into_owned(), keep.kept(scan.value()?))),
+            _ => call.others.push(keep.member(key, scan)?),
         }
         Ok(())
     })?;
