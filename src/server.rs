@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -171,11 +170,9 @@ async fn serve_connections(
         // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
         let _ = tcp.set_nodelay(true);
         let dispatch = dispatch.clone();
-        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            // What axum's `ConnectInfo` extractor reads: anonymous callers may be counted by it.
-            request.extensions_mut().insert(ConnectInfo(peer));
+        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let dispatch = dispatch.clone();
-            async move { Ok::<_, Infallible>(dispatch.serve(request).await) }
+            async move { Ok::<_, Infallible>(dispatch.serve(request, peer).await) }
         });
         let connection = connections.serve_connection(TokioIo::new(tcp), service);
         let connection = graceful.watch(connection);

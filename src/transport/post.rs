@@ -27,15 +27,20 @@ use crate::session::Session;
 
 /// Takes the request whole: the `HeaderMap` extractor would copy every header.
 pub async fn post(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let address = parts
-        .extensions
+    let address = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    match accept(&gateway, &parts.headers, address, body).await {
+    answer(&gateway, request, address).await
+}
+
+/// Answers a POST that came from `address`.
+pub async fn answer(gateway: &Arc<Gateway>, request: Request, address: Option<IpAddr>) -> Response {
+    let (parts, body) = request.into_parts();
+    match accept(gateway, &parts.headers, address, body).await {
         Ok(response) => response,
         Err(err) => {
-            caller::audit_refusal(&gateway, &parts.headers, &parts.method, &err);
+            caller::audit_refusal(gateway, &parts.headers, &parts.method, &err);
             err.into_response()
         }
     }
