@@ -278,10 +278,10 @@ impl Message {
     fn write(&self, out: &mut impl Sink) {
         out.bytes(br#"{"jsonrpc":"2.0""#);
         if let Some(id) = &self.id {
-            write_member(out, "id", id);
+            write_member(out, br#","id":"#, id);
         }
         if let Some(method) = &self.method {
-            write_member(out, "method", method);
+            write_member(out, br#","method":"#, method);
         }
         if let Some(params) = &self.params {
             out.bytes(br#","params":"#);
@@ -359,7 +359,7 @@ impl Params {
                 out.bytes(br#"{"name":"#);
                 write_json(out, name);
                 if let Some(arguments) = arguments {
-                    write_member(out, "arguments", arguments);
+                    write_member(out, br#","arguments":"#, arguments);
                 }
                 write_members(out, others);
                 out.bytes(b"}");
@@ -400,8 +400,12 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut impl Sink, value: &T) {
     serde_json::to_writer(out, value).expect("JSON values and strings serialise");
 }
 
-fn write_member<T: serde::Serialize + ?Sized>(out: &mut impl Sink, key: &str, value: &T) {
-    write_key(out, key);
+/// A member the gateway names: `comma_key_colon` is written as is (`,"id":`).
+fn write_member<T>(out: &mut impl Sink, comma_key_colon: &[u8], value: &T)
+where
+    T: serde::Serialize + ?Sized,
+{
+    out.bytes(comma_key_colon);
     write_json(out, value);
 }
 
