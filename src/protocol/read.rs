@@ -47,7 +47,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Body, MessageError> {
 /// JSON text is UTF-8 (RFC 8259), checked once for the whole text: what is read from it then,
 /// strings and members kept as text, is not checked again piece by piece.
 pub(super) fn utf8(bytes: &[u8]) -> Result<&str, MessageError> {
-    std::str::from_utf8(bytes).map_err(|err| {
+    simdutf8::compat::from_utf8(bytes).map_err(|err| {
         MessageError::Parse(format!(
             "JSON text must be UTF-8: invalid byte at offset {}",
             err.valid_up_to()
@@ -473,6 +473,26 @@ mod tests {
                 ),
                 "{body:?}"
             );
+        }
+    }
+
+    #[test]
+    fn utf8_is_checked_as_the_standard_library_checks_it_at_every_place_of_a_long_text() {
+        let text = "{\"text\":\"é€𝄞 plain ascii\"}".repeat(12).into_bytes();
+        assert!(utf8(&text).is_ok());
+        for at in 0..text.len() {
+            for bad in [0xff, 0x80, 0xc3, 0xed] {
+                let mut broken = text.clone();
+                broken[at] = bad;
+                match (std::str::from_utf8(&broken), utf8(&broken)) {
+                    (Ok(_), Ok(_)) => {}
+                    (Err(err), Err(MessageError::Parse(why))) => assert!(
+                        why.ends_with(&format!("offset {}", err.valid_up_to())),
+                        "{why} at {at}"
+                    ),
+                    (std, ours) => panic!("at {at}: std {std:?}, ours {ours:?}"),
+                }
+            }
         }
     }
 
