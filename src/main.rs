@@ -29,20 +29,12 @@ const WORD: usize = std::mem::size_of::<usize>();
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let block = match layout.align() <= WORD {
-            true => unsafe { mi_malloc(layout.size()) },
-            false => unsafe { mi_malloc_aligned(layout.size(), layout.align()) },
-        };
-        block.cast()
+        unsafe { allocate(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let block = match layout.align() <= WORD {
-            true => unsafe { mi_zalloc(layout.size()) },
-            false => unsafe { mi_zalloc_aligned(layout.size(), layout.align()) },
-        };
-        block.cast()
+        unsafe { allocate(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     #[inline]
@@ -59,6 +51,20 @@ unsafe impl GlobalAlloc for Mimalloc {
         };
         moved.cast()
     }
+}
+
+/// A block for `layout` from `plain` when a word's alignment is enough, else from `aligned`.
+#[inline]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let block = match layout.align() <= WORD {
+        true => unsafe { plain(layout.size()) },
+        false => unsafe { aligned(layout.size(), layout.align()) },
+    };
+    block.cast()
 }
 
 fn main() -> std::process::ExitCode {
