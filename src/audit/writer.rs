@@ -221,13 +221,15 @@ impl AuditBarrier {
         }
         let queue = self.queue.clone();
         Some(async move {
-            // The rest of this turn of the event loop queues its records first (tokio runs a
-            // yielded task after the others and the I/O driver): they join this group.
-            tokio::task::yield_now().await;
-            wake_writer(&queue, &mut lock(&queue.pending));
             match Relay::of_this_loop(&queue) {
-                Some(relay) => written_through(&queue, &relay.answers, target).await,
-                None => written_through(&queue, &queue.on_written, target).await,
+                Some(relay) => {
+                    relay.wanted.notify_one();
+                    written_through(&queue, &relay.answers, target).await
+                }
+                None => {
+                    wake_writer(&queue, &mut lock(&queue.pending));
+                    written_through(&queue, &queue.on_written, target).await
+                }
             }
         })
     }
@@ -247,10 +249,15 @@ async fn written_through(queue: &Queue, written: &Notify, target: u64) {
     }
 }
 
-/// The task of one event loop that the writer wakes for each group written; it wakes the
-/// answers of its loop that wait. With tokio's loop per worker thread (`server.rs`), that is one
-/// cross-thread wake per group and loop instead of one per answer.
+/// The task of one event loop between its answers and the writer. Told that answers wait, it
+/// wakes the writer when it next runs: after the tasks this turn of the loop had queued already,
+/// whose records then join the same group (an answer that woke the writer itself would first
+/// have to yield, and be polled once more, whole, for that). The writer wakes it for each group
+/// written, and it wakes the answers of its loop that wait: with tokio's loop per worker thread
+/// (`server.rs`), one cross-thread wake per group and loop instead of one per answer.
 struct Relay {
+    /// Answers of this loop wait for records not yet written.
+    wanted: Notify,
     answers: Notify,
     /// Cleared when the relay's task is dropped (its runtime shut down): the next answer on this
     /// thread starts another.
@@ -278,6 +285,7 @@ impl Relay {
                 return Some(relay.clone());
             }
             let relay = Arc::new(Relay {
+                wanted: Notify::new(),
                 answers: Notify::new(),
                 running: AtomicBool::new(true),
             });
@@ -295,11 +303,12 @@ impl Relay {
     async fn run(running: Running, queue: Arc<Queue>, mut seen: u64) {
         let relay = &running.0;
         loop {
-            let notified = queue.on_written.notified();
-            tokio::pin!(notified);
+            let written_now = queue.on_written.notified();
+            let wanted = relay.wanted.notified();
+            tokio::pin!(written_now, wanted);
             // Registered before the check: a group written after it wakes this task, one written
             // before it is seen by the check.
-            notified.as_mut().enable();
+            written_now.as_mut().enable();
             let written = queue.written.load(Ordering::Acquire);
             if written != seen {
                 seen = written;
@@ -310,7 +319,11 @@ impl Relay {
                 relay.answers.notify_waiters();
                 return;
             }
-            notified.await;
+            tokio::select! {
+                biased;
+                () = &mut written_now => {}
+                () = &mut wanted => wake_writer(&queue, &mut lock(&queue.pending)),
+            }
         }
     }
 }
