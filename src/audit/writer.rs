@@ -111,6 +111,8 @@ struct Queue {
     on_written: Notify,
     /// The writer has stopped: relays end.
     stopped: AtomicBool,
+    /// The longest the writer sleeps with records queued that nothing woke it for.
+    write_within: Duration,
 }
 
 #[derive(Default)]
@@ -133,6 +135,10 @@ pub struct GroupWriter {
 
 impl GroupWriter {
     pub fn start(sink: Sink, fsync: Fsync) -> io::Result<Self> {
+        Self::started(sink, fsync, WRITE_WITHIN)
+    }
+
+    fn started(sink: Sink, fsync: Fsync, write_within: Duration) -> io::Result<Self> {
         let queue = Arc::new(Queue {
             pending: Mutex::default(),
             work: Condvar::new(),
@@ -141,6 +147,7 @@ impl GroupWriter {
             written: AtomicU64::new(0),
             on_written: Notify::new(),
             stopped: AtomicBool::new(false),
+            write_within,
         });
         let thread = std::thread::Builder::new()
             .name("mcpgate-audit".into())
@@ -440,8 +447,10 @@ fn take_group(queue: &Queue, group: &mut Vec<u8>, flush_due: Option<Instant>) ->
         }
         // Records queued while an answer is made leave the wake to that answer's wait; one whose
         // answer waits on something else first (a call held for approval) is written within
-        // WRITE_WITHIN all the same.
-        let wait = flush_due.map_or(WRITE_WITHIN, |due| (due - now).min(WRITE_WITHIN));
+        // `write_within` all the same.
+        let wait = flush_due.map_or(queue.write_within, |due| {
+            (due - now).min(queue.write_within)
+        });
         pending.writer_idle = true;
         pending = queue
             .work
@@ -480,6 +489,51 @@ fn flush(sink: &Sink) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records queued while an answer is made wait for that answer to wake the writer, through
+    /// its loop's relay: with the writer's own timed wake an hour away, answers are released all
+    /// the same, the first (which starts the relay) and two waiting in one turn of the loop.
+    #[test]
+    fn answers_that_wait_wake_the_writer_through_their_loops_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let sink = Sink::File(File::create(&path).unwrap());
+        let writer = GroupWriter::started(sink, Fsync::Never, Duration::from_secs(3600)).unwrap();
+        let answer = |n: u32| {
+            let writer = &writer;
+            answering(async move {
+                writer.append(format!("{{\"answer\":{n}}}\n").as_bytes());
+                if let Some(written) = writer.barrier().pending() {
+                    written.await;
+                }
+            })
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let released = runtime.block_on(async {
+            // A guard against a hang, not a measurement: without the relay's wake, the writer
+            // sleeps for the hour.
+            tokio::time::timeout(Duration::from_secs(30), async {
+                answer(0).await;
+                answer(1).await;
+                tokio::join!(answer(2), answer(3));
+            })
+            .await
+        });
+        assert!(
+            released.is_ok(),
+            "an answer waited for a writer nothing woke"
+        );
+        drop(runtime);
+        drop(writer);
+        let lines = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            lines,
+            "{\"answer\":0}\n{\"answer\":1}\n{\"answer\":2}\n{\"answer\":3}\n"
+        );
+    }
 
     /// An answer waits on its event loop's relay; when that loop's runtime has shut down, the
     /// next runtime on the same thread starts its own, and its answers are still released.
