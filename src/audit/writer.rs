@@ -490,6 +490,14 @@ fn flush(sink: &Sink) {
 mod tests {
     use super::*;
 
+    /// An event loop as a worker thread runs one (`server.rs`).
+    fn event_loop() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// Records queued while an answer is made wait for that answer to wake the writer, through
     /// its loop's relay: with the writer's own timed wake an hour away, answers are released all
     /// the same, the first (which starts the relay) and two waiting in one turn of the loop.
@@ -508,10 +516,7 @@ mod tests {
                 }
             })
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = event_loop();
         let released = runtime.block_on(async {
             // A guard against a hang, not a measurement: without the relay's wake, the writer
             // sleeps for the hour.
@@ -544,10 +549,7 @@ mod tests {
         let writer =
             GroupWriter::start(Sink::File(File::create(&path).unwrap()), Fsync::Never).unwrap();
         for round in 0..3 {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = event_loop();
             let released = runtime.block_on(answering(async {
                 writer.append(format!("{{\"round\":{round}}}\n").as_bytes());
                 let written = writer.barrier().pending();
