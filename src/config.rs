@@ -25,7 +25,7 @@ pub struct GatewayConfig {
     pub require_auth: bool,
     pub approvals: ApprovalConfig,
     pub limits: Limits,
-    /// Event loops serving requests, one thread each (server.rs).
+    /// Event loops serving requests, one thread each (`server/mod.rs`).
     pub workers: NonZeroUsize,
     /// Serve `GET /metrics` (Prometheus) on this address.
     pub metrics_listen: Option<SocketAddr>,

@@ -79,6 +79,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: u64,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -111,6 +116,8 @@ pub struct Gauges {
     pub sessions: usize,
     pub approvals_pending: usize,
     pub in_flight: usize,
+    /// Connections each worker loop serves, by worker index.
+    pub worker_connections: Vec<usize>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -128,6 +135,7 @@ pub struct Metrics {
     sessions: Gauge,
     approvals_pending: Gauge,
     in_flight: Gauge,
+    worker_connections: Family<WorkerLabels, Gauge>,
     /// Tool names that may be labels: the policy's rules and what the upstream listed.
     tools: ArcSwap<Names>,
     /// Configured agents, and `anonymous`.
@@ -191,6 +199,12 @@ impl Metrics {
             "Requests in the gateway now (within sessions)",
             in_flight.clone(),
         );
+        let worker_connections = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "worker_connections",
+            "Connections each worker loop serves now (agents' connections are spread evenly)",
+            worker_connections.clone(),
+        );
         // Both results are shown from the start, so `increase()` sees the first one.
         for result in ["applied", "rejected"] {
             let _ = reloads.get_or_create(&ResultLabels { result });
@@ -208,6 +222,7 @@ impl Metrics {
             sessions,
             approvals_pending,
             in_flight,
+            worker_connections,
             tools: ArcSwap::from_pointee(Names::default()),
             agents: known,
             anonymous,
@@ -299,6 +314,11 @@ impl Metrics {
         self.sessions.set(to_i64(gauges.sessions));
         self.approvals_pending.set(to_i64(gauges.approvals_pending));
         self.in_flight.set(to_i64(gauges.in_flight));
+        for (worker, open) in (0u64..).zip(gauges.worker_connections) {
+            self.worker_connections
+                .get_or_create(&WorkerLabels { worker })
+                .set(to_i64(open));
+        }
         let mut text = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -338,10 +358,15 @@ mod tests {
             sessions: 2,
             approvals_pending: 1,
             in_flight: 0,
+            worker_connections: vec![3, 2],
         });
         assert!(text.contains(
             r#"mcpgate_decisions_total{tool="_other",decision="unknown_tool",agent="anonymous"} 3"#
         ), "{text}");
+        assert!(
+            text.contains(r#"mcpgate_worker_connections{worker="1"} 2"#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"{tool="get_price",decision="allow",agent="bot"} 1"#),
             "{text}"
@@ -363,6 +388,7 @@ mod tests {
             sessions: 0,
             approvals_pending: 0,
             in_flight: 0,
+            worker_connections: vec![3, 2],
         });
         assert!(text.contains(r#"tool="a\"b\\c\nd""#), "{text}");
     }

@@ -172,6 +172,52 @@ async fn upstream_failures_are_counted_by_kind_and_audited_with_their_text() {
     assert!(reason.contains("the upstream exploded"), "{failed}");
 }
 
+/// The kernel wakes every worker for a new connection and one of them wins the race; a burst
+/// could land on one worker and stay there. Each connection here is opened after the one before
+/// is counted, so a worker that kept what it accepted would break the even split at once.
+#[tokio::test]
+async fn connections_are_spread_evenly_over_the_worker_loops() {
+    let harness = start_with(Setup {
+        policy: POLICY.into(),
+        metrics: true,
+        ..Setup::default()
+    })
+    .await;
+    let workers = harness.gateway.config.workers.get();
+    assert!(workers >= 2, "the harness runs {workers} worker(s)");
+    let per_worker = |samples: &[(String, f64)]| -> Vec<f64> {
+        (0..workers)
+            .map(|worker| {
+                sample(
+                    samples,
+                    &format!(r#"mcpgate_worker_connections{{worker="{worker}"}}"#),
+                )
+            })
+            .collect()
+    };
+    // One client each: its own pool, so its own connection, kept open.
+    let mut clients = Vec::new();
+    for opened in 1..=4 * workers {
+        let client = reqwest::Client::new();
+        let health = client
+            .get(format!("{}/healthz", harness.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        clients.push(client);
+        let counts = per_worker(&harness.scrape().await);
+        let (fewest, most) = counts
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+        assert_eq!(counts.iter().sum::<f64>(), opened as f64, "{counts:?}");
+        assert!(
+            most - fewest <= 1.0,
+            "after {opened} connections: {counts:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn metrics_are_not_served_beside_mcp() {
     let harness = start_with(Setup {

@@ -261,7 +261,7 @@ async fn written_through(queue: &Queue, written: &Notify, target: u64) {
 /// whose records then join the same group (an answer that woke the writer itself would first
 /// have to yield, and be polled once more, whole, for that). The writer wakes it for each group
 /// written, and it wakes the answers of its loop that wait: with tokio's loop per worker thread
-/// (`server.rs`), one cross-thread wake per group and loop instead of one per answer.
+/// (`server/mod.rs`), one cross-thread wake per group and loop instead of one per answer.
 struct Relay {
     /// Answers of this loop wait for records not yet written.
     wanted: Notify,
@@ -490,7 +490,7 @@ fn flush(sink: &Sink) {
 mod tests {
     use super::*;
 
-    /// An event loop as a worker thread runs one (`server.rs`).
+    /// An event loop as a worker thread runs one (`server/mod.rs`).
     fn event_loop() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -38,8 +38,8 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 }
 
 /// Runs a command on a runtime of `threads` worker threads, or, without, on this thread only:
-/// the gateway's requests are served by event loops of their own (server.rs), so what runs here
-/// is upkeep, signals and the admin API.
+/// the gateway's requests are served by event loops of their own (`server/mod.rs`), so what
+/// runs here is upkeep, signals and the admin API.
 pub fn block_on(
     threads: Option<NonZeroUsize>,
     run: impl Future<Output = Result<(), String>>,

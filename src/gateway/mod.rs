@@ -44,6 +44,8 @@ pub struct Gateway {
     /// Present with `--oauth-issuer`: agents may present access tokens.
     pub oauth: Option<Arc<ResourceServer>>,
     pub in_flight: InFlight,
+    /// Connections each worker loop serves (`server/balance.rs`).
+    pub connections: crate::server::Connections,
     pub policy: ArcSwap<CompiledPolicy>,
     /// Rate-limit counters and session revocations: in process, or shared through Redis.
     pub state: SharedState,
@@ -209,6 +211,7 @@ pub fn build(config: GatewayConfig) -> Result<Arc<Gateway>, BuildError> {
         edge_refusals: RefusalBudget::new(EDGE_REFUSALS_PER_MINUTE),
         agents,
         in_flight: InFlight::new(config.limits.max_in_flight_per_agent),
+        connections: crate::server::Connections::new(config.workers),
         sessions: SessionStore::sealed_with(
             config.limits.max_sessions,
             config.limits.session_idle,

@@ -200,6 +200,7 @@ async fn scrape(State(gateway): State<Arc<Gateway>>) -> Response {
             .filter(|a| a.status == crate::approval::Status::Pending)
             .count(),
         in_flight: gateway.in_flight.total(),
+        worker_connections: gateway.connections.per_worker(),
     };
     let text = metrics.encode(gauges);
     (

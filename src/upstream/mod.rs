@@ -156,7 +156,8 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// policing together (bench/README.md).
 ///
 /// One client (and pool of connections) per thread: a connection's task then runs on the event
-/// loop of the worker whose calls use it, and no call waits on another thread (server.rs).
+/// loop of the worker whose calls use it, and no call waits on another thread
+/// (`server/mod.rs`).
 pub struct HttpUpstream {
     clients: ThreadLocal<HttpClient>,
     connector: HttpsConnector<HttpConnector>,

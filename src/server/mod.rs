@@ -16,6 +16,11 @@ use tokio::sync::oneshot;
 use crate::gateway::{Gateway, Phase};
 use crate::{reload, transport};
 
+mod balance;
+
+pub use balance::Connections;
+use balance::{Balancer, Incoming};
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr}: {source} (is another process using it? pick one with --listen)")]
 pub struct BindError {
@@ -37,7 +42,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// Requests are served by `workers` event loops, one thread each, all accepting from the one
 /// listening socket (Envoy's model): a connection, its calls and the upstream connections they
 /// use (one pool per thread) stay on one thread, so a call is never handed between threads.
-/// What they share is the gateway's state: sessions, limits, policy, approvals.
+/// A loop hands a connection it accepted to the loop serving fewest (`balance.rs`). What they
+/// share is the gateway's state: sessions, limits, policy, approvals.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -68,9 +74,13 @@ pub async fn serve(
     let mut finished = Vec::new();
     // One dispatch, cloned: what the routes share (e.g. the legacy streams) is shared by all.
     let dispatch = transport::Dispatch::gateway(gateway.clone(), beside_mcp);
-    for index in 0..gateway.config.workers.get() {
+    for (index, balancer) in balance::balancers(&gateway.connections)
+        .into_iter()
+        .enumerate()
+    {
         finished.push(start_worker(
             index,
+            balancer,
             listener.try_clone()?,
             dispatch.clone(),
             limits.clone(),
@@ -83,7 +93,7 @@ pub async fn serve(
         let (limits, stopping) = (limits.clone(), stopping.clone());
         let dispatch = transport::Dispatch::router(router, gateway.audit.as_ref());
         tokio::spawn(async move {
-            serve_connections(listener, dispatch, limits, stopping).await;
+            serve_connections(listener, None, dispatch, limits, stopping).await;
             let _ = done.send(());
         });
         finished.push(router_finished);
@@ -113,6 +123,7 @@ pub async fn serve(
 /// until `stopping` turns true and its connections are done; `finished` then resolves.
 fn start_worker(
     index: usize,
+    balancer: Balancer,
     listener: std::net::TcpListener,
     dispatch: transport::Dispatch,
     limits: crate::config::Limits,
@@ -127,7 +138,10 @@ fn start_worker(
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve_connections(listener, dispatch, limits, stopping).await,
+                    Ok(listener) => {
+                        serve_connections(listener, Some(balancer), dispatch, limits, stopping)
+                            .await
+                    }
                     Err(err) => tracing::error!(error = %err, "a worker cannot use the listener"),
                 }
             });
@@ -136,10 +150,11 @@ fn start_worker(
     Ok(finished)
 }
 
-/// Accepts connections on one listener until `stopping` turns true, then waits for the open
-/// ones to finish what they were doing.
+/// Accepts connections on one listener (and, for a worker, those other workers hand it) until
+/// `stopping` turns true, then waits for the open ones to finish what they were doing.
 async fn serve_connections(
     listener: TcpListener,
+    mut balancer: Option<Balancer>,
     dispatch: transport::Dispatch,
     limits: crate::config::Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
@@ -154,21 +169,8 @@ async fn serve_connections(
         .max_buf_size(limits.max_header_bytes.max(8192));
     let graceful = GracefulShutdown::new();
     tokio::spawn(keep_a_timer_due());
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors or the like: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => break,
-        };
-        // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
-        let _ = tcp.set_nodelay(true);
+    let serve = |incoming: Incoming| {
+        let Incoming { tcp, peer, served } = incoming;
         let dispatch = dispatch.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let dispatch = dispatch.clone();
@@ -180,9 +182,48 @@ async fn serve_connections(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
+            drop(served);
         });
+    };
+    loop {
+        let incoming = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    // Agents make many small calls: Nagle's delay would add up to 40 ms to each.
+                    let _ = tcp.set_nodelay(true);
+                    match &balancer {
+                        None => Incoming { tcp, peer, served: None },
+                        Some(balancer) => match balancer.place(tcp, peer) {
+                            Ok(Some(incoming)) => incoming,
+                            Ok(None) => continue,
+                            Err(err) => {
+                                tracing::debug!(error = %err, "an accepted connection was lost");
+                                continue;
+                            }
+                        },
+                    }
+                }
+                Err(err) => {
+                    // Out of file descriptors or the like: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(handed) = async {
+                match &mut balancer {
+                    Some(balancer) => balancer.handed().await,
+                    None => std::future::pending().await,
+                }
+            } => handed,
+            () = async { let _ = stopping.wait_for(|stop| *stop).await; } => break,
+        };
+        serve(incoming);
     }
     drop(listener);
+    for incoming in balancer.as_mut().map(Balancer::close).unwrap_or_default() {
+        serve(incoming);
+    }
     graceful.shutdown().await;
 }
 
