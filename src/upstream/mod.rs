@@ -4,6 +4,7 @@
 //! gateway's own edge, policy or sessions.
 
 mod access;
+mod pool;
 mod probe;
 mod revision;
 pub mod sse;
@@ -20,8 +21,6 @@ use http_body_util::{BodyDataStream, BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use thread_local::ThreadLocal;
 use tokio::time::Instant;
 
@@ -149,19 +148,21 @@ pub struct UpstreamConfig {
     pub ca: Option<PathBuf>,
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// hyper's pooled client rather than reqwest: on the call path reqwest's conveniences (URL
-/// parsing per request, redirect and retry policies) cost more than the rest of the gateway's
-/// policing together (bench/README.md).
+/// hyper's HTTP/1.1 connections rather than reqwest: on the call path reqwest's conveniences
+/// (URL parsing per request, redirect and retry policies) cost more than the rest of the
+/// gateway's policing together (bench/README.md). Redirects are never followed: an evaluated
+/// message must not be carried somewhere the operator did not name.
 ///
-/// One client (and pool of connections) per thread: a connection's task then runs on the event
+/// One pool of connections per thread (`pool.rs`): a connection's task then runs on the event
 /// loop of the worker whose calls use it, and no call waits on another thread
 /// (`server/mod.rs`).
 pub struct HttpUpstream {
-    clients: ThreadLocal<HttpClient>,
+    pools: ThreadLocal<pool::Pool>,
     connector: HttpsConnector<HttpConnector>,
-    uri: Uri,
+    /// Where connections go: scheme, host and port.
+    authority: Uri,
+    /// What each request names: the URL's path and query (origin-form, RFC 9112 §3.2.1).
+    target: Uri,
     /// Set on each request: left to the client, it is formatted anew every time.
     host: HeaderValue,
     /// The URL without its credentials or query, for logs and error messages.
@@ -287,6 +288,16 @@ impl HttpUpstream {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(UpstreamConfigError::Scheme(shown));
         }
+        let mut parts = uri.into_parts();
+        let target = Uri::from(
+            parts
+                .path_and_query
+                .take()
+                .unwrap_or_else(|| "/".parse().expect("/ is a path")),
+        );
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        let authority =
+            Uri::from_parts(parts).map_err(|_| UpstreamConfigError::Uri(shown.clone()))?;
         let host = match (config.url.host_str(), config.url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
@@ -300,9 +311,10 @@ impl HttpUpstream {
         tcp.enforce_http(false);
         let connector = access::connector(tcp, config.ca.as_deref())?;
         Ok(Self {
-            clients: ThreadLocal::new(),
+            pools: ThreadLocal::new(),
             connector,
-            uri,
+            authority,
+            target,
             host,
             shown,
             config,
@@ -323,7 +335,7 @@ impl HttpUpstream {
     ) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = self.target.clone();
         let headers = request.headers_mut();
         headers.insert(header::HOST, self.host.clone());
         if let Some(id) = placement.session_id {
@@ -360,30 +372,24 @@ impl HttpUpstream {
         request: Request<Full<Bytes>>,
         deadline: Instant,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout_at(deadline, self.client().request(request)).await {
-            Err(_) => Err(self.timeout_error()),
-            Ok(Err(err)) => Err(self.unreachable(&err)),
-            Ok(Ok(response)) => Ok(response),
-        }
+        tokio::time::timeout_at(deadline, self.transmit(request))
+            .await
+            .unwrap_or_else(|_| Err(self.timeout_error()))
     }
 
-    /// This thread's client. Redirects are never followed: hyper's client does not, and an
-    /// evaluated message must not be carried somewhere the operator did not name.
-    fn client(&self) -> &HttpClient {
-        self.clients.get_or(|| {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .pool_max_idle_per_host(256)
-                .pool_timer(TokioTimer::new())
-                .build(self.connector.clone())
-        })
-    }
-
-    fn unreachable(&self, err: &hyper_util::client::legacy::Error) -> UpstreamError {
-        UpstreamError::Unreachable {
-            url: self.shown.clone(),
-            detail: error_chain(err),
-        }
+    /// Sends `request` on one of this thread's connections.
+    async fn transmit(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        self.pools
+            .get_or(|| pool::Pool::new(self.connector.clone(), self.authority.clone()))
+            .send(request)
+            .await
+            .map_err(|err| UpstreamError::Unreachable {
+                url: self.shown.clone(),
+                detail: error_chain(err.as_ref()),
+            })
     }
 
     fn deadline(&self) -> Instant {
@@ -415,11 +421,7 @@ impl HttpUpstream {
     }
 
     async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<Reply, UpstreamError> {
-        let response = self
-            .client()
-            .request(request)
-            .await
-            .map_err(|err| self.unreachable(&err))?;
+        let response = self.transmit(request).await?;
         let status = response.status();
         let session_id = response.headers().get(SESSION_ID).cloned();
         match media_type(&response) {
