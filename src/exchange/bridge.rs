@@ -210,7 +210,7 @@ async fn ask(
     gateway: &Gateway,
     request: &Value,
     session_id: Option<&http::HeaderValue>,
-    version: &str,
+    version: &'static str,
 ) -> Result<(Value, Option<http::HeaderValue>), UpstreamError> {
     let placement = Placement {
         session_id,

@@ -43,7 +43,7 @@ pub(super) fn refuse(
 pub(super) async fn forward(
     gateway: &Arc<Gateway>,
     session: &Arc<Session>,
-    version: &str,
+    version: &'static str,
     message: &Message,
     pass: Pass,
     started: Instant,

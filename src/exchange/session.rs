@@ -140,7 +140,7 @@ pub enum StreamRefused {
 pub async fn open_stream(
     gateway: &Arc<Gateway>,
     session: &Arc<Session>,
-    version: &str,
+    version: &'static str,
     last_event_id: Option<&HeaderValue>,
 ) -> Result<Messages, StreamRefused> {
     if session.modern_upstream {
@@ -215,7 +215,7 @@ pub(super) fn own_list_changed(
 pub async fn end_session(
     gateway: &Gateway,
     session: &Session,
-    version: &str,
+    version: &'static str,
 ) -> Result<(), crate::state::StateError> {
     // Revoked first: once DELETE is answered, no replica serves the session.
     gateway.end_session(session).await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::Value;
@@ -89,6 +89,15 @@ pub async fn settle(outcome: Outcome, id: Option<&Value>, within: Duration) -> J
     }
 }
 
-pub fn json_response(status: StatusCode, body: Bytes) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// Built directly: axum's `(status, headers, body)` conversion parses and copies the content
+/// type's text into a new header value on every answer.
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, JSON_CONTENT_TYPE);
+    response
 }
+
+const JSON_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/json");

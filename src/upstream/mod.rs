@@ -176,7 +176,7 @@ pub struct HttpUpstream {
 #[derive(Clone, Copy, Default)]
 pub struct Placement<'a> {
     pub session_id: Option<&'a HeaderValue>,
-    pub protocol_version: Option<&'a str>,
+    pub protocol_version: Option<&'static str>,
     /// A 2026-07-28 request's `Mcp-Method` and `Mcp-Name`, written from the message sent.
     pub routing: Option<&'a Routing>,
 }
@@ -341,11 +341,9 @@ impl HttpUpstream {
         if let Some(id) = placement.session_id {
             headers.insert(SESSION_ID, id.clone());
         }
-        if let Some(version) = placement
-            .protocol_version
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
-            headers.insert(PROTOCOL_VERSION, version);
+        if let Some(version) = placement.protocol_version {
+            // A revision the gateway speaks: one of its own constants, not text from a client.
+            headers.insert(PROTOCOL_VERSION, HeaderValue::from_static(version));
         }
         if let Some(routing) = placement.routing {
             for (name, value) in [
