@@ -224,14 +224,19 @@ mod tests {
         response.into_body().collect().await.unwrap().to_bytes()
     }
 
+    /// Sends `calls` requests one after another, each answered with its own text.
+    async fn call(pool: &Pool, uri: &Uri, calls: usize) {
+        for _ in 0..calls {
+            let response = pool.send(post(uri, "again")).await.unwrap();
+            assert_eq!(text(response).await, "again");
+        }
+    }
+
     #[tokio::test]
     async fn calls_one_after_another_share_one_connection() {
         let (uri, accepted) = echo_server(false).await;
         let pool = pool(&uri);
-        for _ in 0..5 {
-            let response = pool.send(post(&uri, "hello")).await.unwrap();
-            assert_eq!(text(response).await, "hello");
-        }
+        call(&pool, &uri, 5).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
@@ -245,10 +250,7 @@ mod tests {
         assert_eq!(text(second).await, "second");
         // The unfinished answer's connection cannot carry another request; the other can.
         drop(unfinished);
-        for _ in 0..3 {
-            let response = pool.send(post(&uri, "again")).await.unwrap();
-            assert_eq!(text(response).await, "again");
-        }
+        call(&pool, &uri, 3).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -259,10 +261,7 @@ mod tests {
     async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
         let (uri, accepted) = echo_server(true).await;
         let pool = pool(&uri);
-        for _ in 0..20 {
-            let response = pool.send(post(&uri, "hello")).await.unwrap();
-            assert_eq!(text(response).await, "hello");
-        }
+        call(&pool, &uri, 20).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 20);
     }
 }
