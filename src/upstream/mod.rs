@@ -163,7 +163,7 @@ pub struct HttpUpstream {
     authority: Uri,
     /// What each request names: the URL's path and query (origin-form, RFC 9112 §3.2.1).
     target: Uri,
-    /// Set on each request: left to the client, it is formatted anew every time.
+    /// Set on each request: a hyper connection writes only the headers it is given.
     host: HeaderValue,
     /// The URL without its credentials or query, for logs and error messages.
     shown: String,
@@ -288,14 +288,9 @@ impl HttpUpstream {
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(UpstreamConfigError::Scheme(shown));
         }
+        let root = http::uri::PathAndQuery::from_static("/");
         let mut parts = uri.into_parts();
-        let target = Uri::from(
-            parts
-                .path_and_query
-                .take()
-                .unwrap_or_else(|| "/".parse().expect("/ is a path")),
-        );
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        let target = Uri::from(parts.path_and_query.replace(root.clone()).unwrap_or(root));
         let authority =
             Uri::from_parts(parts).map_err(|_| UpstreamConfigError::Uri(shown.clone()))?;
         let host = match (config.url.host_str(), config.url.port()) {
@@ -559,6 +554,19 @@ mod tests {
             ca: None,
         })
         .unwrap()
+    }
+
+    /// A hyper connection writes the request's URI as it is: it must be origin-form.
+    #[test]
+    fn requests_name_the_upstream_path_and_query_in_origin_form() {
+        for (url, target) in [
+            ("http://127.0.0.1:9101/mcp", "/mcp"),
+            ("https://mcp.example.com/v1/mcp?tenant=a", "/v1/mcp?tenant=a"),
+            ("http://user:secret@[::1]:8080", "/"),
+        ] {
+            let request = upstream(url).request(Method::POST, Placement::default(), Bytes::new());
+            assert_eq!(request.uri(), target, "{url}");
+        }
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! `bench/instructions`: 81.6k a call with it, 73.2k with this): it keys its pool by scheme and
 //! host (hashed with SipHash, under a mutex, twice a call), spawns a task per request to put the
 //! connection back once its answer is read, and stores the connector's connection info in each
-//! answer's extensions. Here a thread's calls all go to one
-//! upstream and never leave the thread, so its pool is a list: the connection put back last is
-//! the first tried (its buffers are warm), one is taken only when hyper says it is ready for
-//! a request, and a closed one is dropped where it is met. A connection goes back to the list as
-//! soon as its answer's head arrives; it is ready again once its answer's body has been read.
+//! answer's extensions. Here a thread's calls all go to one upstream and never leave the
+//! thread, so its pool is a list: the connection put back last is the first tried (its buffers
+//! are warm), one is taken only when hyper says it is ready for a request, and a closed one is
+//! dropped where it is met. A connection goes back to the list as soon as its answer's head
+//! arrives; it is ready again once its answer's body has been read.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
