@@ -561,7 +561,10 @@ mod tests {
     fn requests_name_the_upstream_path_and_query_in_origin_form() {
         for (url, target) in [
             ("http://127.0.0.1:9101/mcp", "/mcp"),
-            ("https://mcp.example.com/v1/mcp?tenant=a", "/v1/mcp?tenant=a"),
+            (
+                "https://mcp.example.com/v1/mcp?tenant=a",
+                "/v1/mcp?tenant=a",
+            ),
             ("http://user:secret@[::1]:8080", "/"),
         ] {
             let request = upstream(url).request(Method::POST, Placement::default(), Bytes::new());
