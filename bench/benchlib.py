@@ -25,14 +25,15 @@ def say(text):
     print(f"\033[1m== {text}\033[0m", file=sys.stderr, flush=True)
 
 
-def install_tools():
+def install_tools(oha=True):
+    """wrk, and oha unless `oha` is false (a script that measures no latency needs no oha)."""
     os.environ["PATH"] = f"{Path.home()}/.cargo/bin:{os.environ['PATH']}"
     if not shutil.which("wrk"):
         say("installing wrk")
         subprocess.run("apt-get install -y -qq wrk >/dev/null 2>&1 || "
                        "(apt-get update -qq && apt-get install -y -qq wrk >/dev/null)",
                        shell=True, check=True)
-    if not shutil.which("oha"):
+    if oha and not shutil.which("oha"):
         # native-tls rather than the default rustls/aws-lc: builds with Debian's OpenSSL, no cmake.
         say("installing oha (cargo install, once: several minutes on 2 cores)")
         subprocess.run("dpkg -s libssl-dev pkg-config >/dev/null 2>&1 || "
