@@ -177,7 +177,7 @@ impl GroupWriter {
         queue.appended.store(pending.last, Ordering::Release);
         let answer_waits = ANSWER_WAITS.try_with(|()| ()).is_ok();
         if !answer_waits || pending.lines.len() >= WAKE_AT {
-            wake_writer(queue, &mut pending);
+            wake_writer(queue, pending);
         }
     }
 
@@ -186,7 +186,7 @@ impl GroupWriter {
     pub fn switch_to(&self, sink: Sink) {
         let mut pending = lock(&self.queue.pending);
         pending.reopened = Some((pending.lines.len(), sink));
-        wake_writer(&self.queue, &mut pending);
+        wake_writer(&self.queue, pending);
     }
 
     pub fn barrier(&self) -> AuditBarrier {
@@ -234,7 +234,7 @@ impl AuditBarrier {
                     written_through(&queue, &relay.answers, target).await
                 }
                 None => {
-                    wake_writer(&queue, &mut lock(&queue.pending));
+                    wake_writer(&queue, lock(&queue.pending));
                     written_through(&queue, &queue.on_written, target).await
                 }
             }
@@ -329,7 +329,7 @@ impl Relay {
             tokio::select! {
                 biased;
                 () = &mut written_now => {}
-                () = &mut wanted => wake_writer(&queue, &mut lock(&queue.pending)),
+                () = &mut wanted => wake_writer(&queue, lock(&queue.pending)),
             }
         }
     }
@@ -359,10 +359,14 @@ fn batch_priority() {
     }
 }
 
-fn wake_writer(queue: &Queue, pending: &mut Pending) {
+/// Wakes the writer if it waits for records, once the queue's lock is released: woken while it
+/// is held, the writer can find it taken and sleep on it once more, two more system calls
+/// (bench/README.md: ~0.6 fewer `futex` calls a call at 2 connections this way).
+fn wake_writer(queue: &Queue, mut pending: MutexGuard<'_, Pending>) {
     // Only a waiting writer needs the (system-call) wake-up; a busy one takes the group next.
-    if pending.writer_idle {
-        pending.writer_idle = false;
+    let idle = std::mem::take(&mut pending.writer_idle);
+    drop(pending);
+    if idle {
         queue.work.notify_one();
     }
 }
