@@ -25,14 +25,22 @@ def say(text):
     print(f"\033[1m== {text}\033[0m", file=sys.stderr, flush=True)
 
 
+def install_command(command, package=None):
+    """Installs the Debian package that gives `command` (by default, of the same name) if
+    `command` is missing, updating the package lists only if the first try fails."""
+    if shutil.which(command):
+        return
+    package = package or command
+    say(f"installing {package}")
+    subprocess.run(f"apt-get install -y -qq {package} >/dev/null 2>&1 || "
+                   f"(apt-get update -qq && apt-get install -y -qq {package} >/dev/null)",
+                   shell=True, check=True)
+
+
 def install_tools(oha=True):
     """wrk, and oha unless `oha` is false (a script that measures no latency needs no oha)."""
     os.environ["PATH"] = f"{Path.home()}/.cargo/bin:{os.environ['PATH']}"
-    if not shutil.which("wrk"):
-        say("installing wrk")
-        subprocess.run("apt-get install -y -qq wrk >/dev/null 2>&1 || "
-                       "(apt-get update -qq && apt-get install -y -qq wrk >/dev/null)",
-                       shell=True, check=True)
+    install_command("wrk")
     if oha and not shutil.which("oha"):
         # native-tls rather than the default rustls/aws-lc: builds with Debian's OpenSSL, no cmake.
         say("installing oha (cargo install, once: several minutes on 2 cores)")
