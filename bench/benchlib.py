@@ -19,21 +19,23 @@ INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                               "clientInfo": {"name": "mcpgate-bench", "version": "1"}}})
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json",
            "MCP-Protocol-Version": "2025-06-18"}
+# The tools/call bench/run and bench/syscalls load the proxies with.
+CALL = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                   "params": {"name": "get_price", "arguments": {"symbol": "BTCUSDT"}}})
 
 
 def say(text):
     print(f"\033[1m== {text}\033[0m", file=sys.stderr, flush=True)
 
 
-def install_command(command, package=None):
-    """Installs the Debian package that gives `command` (by default, of the same name) if
-    `command` is missing, updating the package lists only if the first try fails."""
+def install_command(command):
+    """Installs the Debian package of the same name if `command` is missing, updating the
+    package lists only if the first try fails."""
     if shutil.which(command):
         return
-    package = package or command
-    say(f"installing {package}")
-    subprocess.run(f"apt-get install -y -qq {package} >/dev/null 2>&1 || "
-                   f"(apt-get update -qq && apt-get install -y -qq {package} >/dev/null)",
+    say(f"installing {command}")
+    subprocess.run(f"apt-get install -y -qq {command} >/dev/null 2>&1 || "
+                   f"(apt-get update -qq && apt-get install -y -qq {command} >/dev/null)",
                    shell=True, check=True)
 
 
@@ -127,3 +129,9 @@ def open_session(url):
     return session
 
 
+def wrk_result(out):
+    """The numbers of the RESULT line bench/post.lua prints at the end of a wrk run."""
+    line = next((l for l in out.splitlines() if l.startswith("RESULT ")), None)
+    if not line:
+        sys.exit(f"wrk gave no RESULT line:\n{out}")
+    return {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
