@@ -9,7 +9,7 @@
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN scripts/build-release --profile release /out
+RUN scripts/build-release /out
 
 # glibc and libgcc only: TLS roots are compiled in (webpki-roots), so no CA bundle is needed.
 FROM gcr.io/distroless/cc-debian12:nonroot
